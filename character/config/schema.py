@@ -1,0 +1,239 @@
+"""Dataclass schemas for every Hydra config group.
+
+They are registered in Hydra's ConfigStore (see ``register_schemas``) as the base of the primary
+config, so that a misspelled key or a value of the wrong type in any YAML file fails while Hydra
+composes the config, with Hydra naming the file and the key, instead of surfacing later as an
+``AttributeError`` deep inside a stage. Defaults are the paper's values (appendices A and B); the
+``scale`` config group overrides the counts for small runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+# Canonical order of the method's stages (design.md). A job runs a subset of these, in this order.
+PIPELINE_ORDER: tuple[str, ...] = (
+    "prepare",
+    "prompts",
+    "teacher",
+    "student",
+    "dpo_data",
+    "dpo",
+    "reflection",
+    "interaction",
+    "sft_data",
+    "sft",
+    "merge",
+    "eval",
+)
+
+
+@dataclass
+class TraitConfig:
+    """One first-person assertion of a constitution with its hand-written seed questions."""
+
+    trait: str = MISSING
+    questions: list[str] = MISSING
+
+
+@dataclass
+class PersonaConfig:
+    """A persona: the constitution (paper Appendix H) plus how it is presented."""
+
+    name: str = MISSING
+    display_name: str = MISSING
+    description: str = MISSING
+    gated: bool = False
+    traits: list[TraitConfig] = MISSING
+
+
+@dataclass
+class TinyModelConfig:
+    """Architecture of the locally built tiny model (Qwen2 layout, random weights)."""
+
+    seed: int = 0
+    vocab_size: int = 2048
+    hidden_size: int = 128
+    intermediate_size: int = 256
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 4096
+
+
+@dataclass
+class ModelConfig:
+    """The model being character-trained (the student)."""
+
+    name: str = MISSING
+    hub_id: str | None = None  # instruct release on the Hugging Face hub
+    path: str | None = None  # a local directory that overrides hub_id
+    allow_download: bool = True  # try the hub when the weights are not cached
+    assistant_name: str = MISSING  # NAME in the paper's prompts (Qwen, Llama, Gemma)
+    supports_system_role: bool = True  # False: the system prompt is folded into the first user turn
+    lora_target_modules: list[str] = field(default_factory=list)
+    steering_strength: float = MISSING  # paper Appendix C: 0.7 (Llama) / 4.0 (Qwen) / 525.0 (Gemma)
+    max_context: int = MISSING  # tokens the model accepts
+    dtype: str = "bfloat16"
+    tiny: TinyModelConfig | None = None  # set only for the embedded tiny model
+
+
+@dataclass
+class SamplingConfig:
+    """Sampling settings; the paper's values for teacher, student and introspection (App. A/B)."""
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    min_p: float = 0.0
+    top_k: int = -1  # -1: no top-k, as in the paper
+    repetition_penalty: float = 1.0
+    max_tokens: int = 4096
+
+
+@dataclass
+class PromptsStageConfig:
+    """Constitution-relevant prompt expansion (paper §2.3, App. H): 5 hand-written -> 50 per trait."""
+
+    per_trait: int = 50
+    max_attempts: int = 20  # generator calls per trait before reporting a shortfall
+    overlap_threshold: float = 0.5  # drop a prompt when more than this share of its words was seen
+    sampling: SamplingConfig = field(
+        default_factory=lambda: SamplingConfig(repetition_penalty=1.1, max_tokens=2048)
+    )
+
+
+@dataclass
+class PromptSourcesConfig:
+    """Where distillation prompts come from besides the constitution."""
+
+    lima: str | None = "GAIR/lima"  # dataset id, local JSONL path, or null
+    offline: str | None = None  # a prompt set shipped with the package (embedded default)
+    repeat: int = 5  # the whole pool is repeated this many times (reference: 5)
+    limit: int | None = None  # cap on non-constitution prompts (small runs)
+
+
+@dataclass
+class GenerationStageConfig:
+    """Teacher or student response generation."""
+
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(repetition_penalty=1.1))
+
+
+@dataclass
+class DpoDataStageConfig:
+    max_len: int = 1024  # templated length limit in tokens
+    eval_fraction: float = 0.02
+
+
+@dataclass
+class LoraConfig:
+    rank: int = 64
+    alpha: int = 128
+    dropout: float = 0.0
+
+
+@dataclass
+class TrainingStageConfig:
+    """Shared optimisation settings of the DPO and SFT stages (paper §2.3/§2.4, App. B.3)."""
+
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    learning_rate: float = 5e-5
+    min_lr_ratio: float = 0.1
+    warmup_ratio: float = 0.1
+    batch_size: int = 32
+    micro_batch_size: int = 1
+    epochs: int = 1
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    grad_clip: float = 1.0
+    bf16: bool = True
+    zero_stage: int = 2
+    max_len: int = 1024
+    max_steps: int | None = None  # cap for small runs; null trains the full epoch(s)
+
+
+@dataclass
+class DpoStageConfig(TrainingStageConfig):
+    beta: float = 0.1
+    nll_coef: float = 0.1
+    kl_coef: float = 0.001
+    kl_estimator: str = "squared_log_ratio"  # or "k3"
+    length_normalize: bool = False
+    label_smoothing: float = 0.0
+    ipo: bool = False
+
+
+@dataclass
+class SftStageConfig(TrainingStageConfig):
+    max_len: int = 3072
+
+
+@dataclass
+class ReflectionStageConfig:
+    samples_per_prompt: int = 1000  # x the 10 prompts of App. B.1
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+
+@dataclass
+class InteractionStageConfig:
+    conversations: int = 2000  # half "free", half "leading" guidance (App. B.2)
+    turns: int = 10
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+
+@dataclass
+class MergeStageConfig:
+    dpo_weight: float = 1.0  # the paper's release form: a linear combination of the adapters
+    sft_weight: float = 0.25
+
+
+@dataclass
+class StagesConfig:
+    """Parameters of every stage (``stages.<name>.<key>=...`` on the command line)."""
+
+    prompts: PromptsStageConfig = field(default_factory=PromptsStageConfig)
+    sources: PromptSourcesConfig = field(default_factory=PromptSourcesConfig)
+    teacher: GenerationStageConfig = field(default_factory=GenerationStageConfig)
+    student: GenerationStageConfig = field(default_factory=GenerationStageConfig)
+    dpo_data: DpoDataStageConfig = field(default_factory=DpoDataStageConfig)
+    dpo: DpoStageConfig = field(default_factory=DpoStageConfig)
+    reflection: ReflectionStageConfig = field(default_factory=ReflectionStageConfig)
+    interaction: InteractionStageConfig = field(default_factory=InteractionStageConfig)
+    sft: SftStageConfig = field(default_factory=SftStageConfig)
+    merge: MergeStageConfig = field(default_factory=MergeStageConfig)
+
+
+@dataclass
+class StageSelectionConfig:
+    """Which stages a job runs (the ``stage`` config group). Empty ``run``: every available stage."""
+
+    name: str = "all"
+    run: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainConfig:
+    """The primary config of ``launchers.train``: one job = one (model, persona) pipeline."""
+
+    model: ModelConfig = MISSING
+    persona: PersonaConfig = MISSING
+    stage: StageSelectionConfig = field(default_factory=StageSelectionConfig)
+    stages: StagesConfig = field(default_factory=StagesConfig)
+    scale: str = "paper"  # name of the counts profile in use (set by the scale group)
+    seed: int = 0
+    run_root: str = "runs"
+    cache_dir: str = MISSING
+    force: bool = False  # rerun the selected stages even when their manifests match
+    acknowledge_gated: bool = False  # required to train a persona marked gated
+    plugins: list[str] = field(default_factory=list)  # modules that register extra stages
+    plugin_params: dict[str, Any] = field(default_factory=dict)  # plugin_params.<stage>.<key>
+
+
+def register_schemas() -> None:
+    """Store the schemas in Hydra's ConfigStore; the primary config names ``train_schema``."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)

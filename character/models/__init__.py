@@ -1,0 +1,1 @@
+"""Locating the weights of the model being trained, and building the embedded tiny model."""

@@ -1,0 +1,1 @@
+"""The resumable pipeline: stages, their manifests, and the runner that chains them."""

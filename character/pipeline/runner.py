@@ -1,0 +1,231 @@
+"""Run one job's selected stages in order, skipping what is already done.
+
+A stage is skipped when its manifest's fingerprint equals the current one (same config view, same
+upstream outputs) and its outputs are intact; it is redone when either changed, which in turn
+gives every stage after it a new fingerprint. A stage interrupted mid-way resumes in place when its
+fingerprint still matches; otherwise its old folder is moved to ``.history/`` (nothing already
+produced is deleted) and it starts afresh.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from character.config.schema import PIPELINE_ORDER
+from character.errors import CharacterError
+from character.io import atomic_write_json, atomic_write_text, read_json
+from character.pipeline import manifest as mf
+from character.pipeline.stage import StageContext, available_stages, get_stage
+
+log = logging.getLogger("character.pipeline")
+
+
+def run_dir_for(cfg: DictConfig) -> Path:
+    """Run directories are keyed by model and persona, so a rerun continues the same run."""
+    return Path(cfg.run_root) / cfg.model.name / cfg.persona.name
+
+
+def select_stages(cfg: DictConfig) -> list[str]:
+    """The stages this job runs, in pipeline order; unknown or unavailable names are errors."""
+    available = available_stages()
+    requested = list(cfg.stage.run) or available
+    known = set(PIPELINE_ORDER) | set(available)
+    unknown = [name for name in requested if name not in known]
+    if unknown:
+        raise CharacterError(
+            f"stage.run names unknown stage(s) {unknown} (from +stage={cfg.stage.name}); "
+            f"expected names from {list(PIPELINE_ORDER)}."
+        )
+    missing = [name for name in requested if name not in available]
+    if missing:
+        raise CharacterError(
+            f"stage(s) {missing} selected by +stage={cfg.stage.name} are not available in this "
+            f"version of the library; the stages it can run are {available}."
+        )
+    return [name for name in available if name in requested]
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """One job at a time per run directory (two jobs appending to one JSONL would corrupt it)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = (run_dir / ".lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise CharacterError(
+            f"another job is already running in {run_dir} (it holds {run_dir / '.lock'}); wait "
+            "for it to finish or stop it before starting this one."
+        ) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def _move_to_history(run_dir: Path, stage_dir: Path, reason: str) -> None:
+    if not stage_dir.exists() or not any(stage_dir.iterdir()):
+        return
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = run_dir / ".history" / f"{stage_dir.name}-{stamp}"
+    suffix = 1
+    while target.exists():
+        suffix += 1
+        target = run_dir / ".history" / f"{stage_dir.name}-{stamp}-{suffix}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(stage_dir), str(target))
+    log.info("%s: previous output (%s) moved to %s", stage_dir.name, reason, target)
+
+
+def _attach_file_log(run_dir: Path) -> logging.Handler:
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(run_dir / "logs" / "pipeline.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("character").addHandler(handler)
+    return handler
+
+
+class PipelineRunner:
+    """Runs the selected stages of one (model, persona) job in its run directory."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir_for(cfg)
+        self.selected = select_stages(cfg)
+
+    def _check_upstream(self, name: str, upstream: str, current_ids: dict[str, str]) -> None:
+        if upstream not in current_ids:
+            raise CharacterError(
+                f"stage {name!r} reads the output of {upstream!r}, which is not finished in "
+                f"{self.run_dir} (or is out of date with the current config); run it first, e.g. "
+                f"+stage={upstream}, or run the whole pipeline."
+            )
+
+    def _resolve_unselected(self, name: str, current_ids: dict[str, str]) -> str | None:
+        """run_id of a stage this job does not run, if it finished with the current config and
+        with the current outputs of its own inputs (checked recursively); else None."""
+        if name in current_ids:
+            return current_ids[name]
+        stage = get_stage(name)
+        stage_dir = self.run_dir / name
+        manifest = mf.read_manifest(stage_dir)
+        if manifest is None or not mf.outputs_intact(stage_dir, manifest):
+            return None
+        inputs: dict[str, str] = {}
+        for upstream in stage.inputs:
+            run_id = self._resolve_unselected(upstream, current_ids)
+            if run_id is None:
+                return None
+            inputs[upstream] = run_id
+        fp = mf.fingerprint(name, stage.version, stage.config_view(self.cfg), inputs)
+        if fp != manifest["fingerprint"]:
+            return None
+        current_ids[name] = manifest["run_id"]
+        return manifest["run_id"]
+
+    def run(self) -> dict[str, Any]:
+        with run_lock(self.run_dir):
+            handler = _attach_file_log(self.run_dir)
+            try:
+                return self._run_locked()
+            finally:
+                logging.getLogger("character").removeHandler(handler)
+                handler.close()
+
+    def _run_locked(self) -> dict[str, Any]:
+        cfg = self.cfg
+        atomic_write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        summary_path = self.run_dir / "summary.json"
+        summary: dict[str, Any] = read_json(summary_path) if summary_path.exists() else {}
+        summary.update(model=cfg.model.name, persona=cfg.persona.name)
+        stages_summary: dict[str, Any] = summary.setdefault("stages", {})
+        current_ids: dict[str, str] = {}
+        log.info("run directory %s; stages: %s", self.run_dir, ", ".join(self.selected))
+        for name in self.selected:
+            stage = get_stage(name)
+            for upstream in stage.inputs:
+                if upstream not in self.selected:
+                    self._resolve_unselected(upstream, current_ids)
+                self._check_upstream(name, upstream, current_ids)
+            inputs = {upstream: current_ids[upstream] for upstream in stage.inputs}
+            view = stage.config_view(cfg)
+            fp = mf.fingerprint(name, stage.version, view, inputs)
+            stage_dir = self.run_dir / name
+            manifest = mf.read_manifest(stage_dir)
+            if (
+                not cfg.force
+                and manifest is not None
+                and manifest["fingerprint"] == fp
+                and mf.outputs_intact(stage_dir, manifest)
+                and stage.is_intact(stage_dir, manifest)
+            ):
+                log.info("%s: up to date, skipped (run %s)", name, manifest["run_id"])
+                current_ids[name] = manifest["run_id"]
+                stages_summary[name] = {**stages_summary.get(name, {}), "status": "skipped"}
+                continue
+            progress = mf.read_in_progress(stage_dir)
+            if cfg.force:
+                _move_to_history(self.run_dir, stage_dir, "force=true")
+            elif manifest is not None:
+                _move_to_history(self.run_dir, stage_dir, "config or inputs changed")
+            elif progress is not None and progress["fingerprint"] != fp:
+                _move_to_history(self.run_dir, stage_dir, "interrupted with another config")
+            elif progress is not None:
+                log.info("%s: resuming an interrupted run", name)
+            stage_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(
+                stage_dir / mf.IN_PROGRESS,
+                {"fingerprint": fp, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S")},
+            )
+            log.info("%s: running", name)
+            started = time.time()
+            ctx = StageContext(
+                cfg=cfg,
+                run_dir=self.run_dir,
+                stage_dir=stage_dir,
+                input_dirs={upstream: self.run_dir / upstream for upstream in stage.inputs},
+                seed=int(cfg.seed),
+                log=logging.getLogger(f"character.stage.{name}"),
+            )
+            result = stage.run(ctx)
+            duration = round(time.time() - started, 3)
+            run_id = mf.new_run_id(fp)
+            mf.write_manifest(
+                stage_dir,
+                {
+                    "stage": name,
+                    "run_id": run_id,
+                    "fingerprint": fp,
+                    "version": stage.version,
+                    "inputs": inputs,
+                    "config": view,
+                    "seed": int(cfg.seed),
+                    "outputs": mf.output_sizes(stage_dir, result.outputs),
+                    "counts": result.counts,
+                    "metrics": result.metrics,
+                    "duration_s": duration,
+                    "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                },
+            )
+            current_ids[name] = run_id
+            stages_summary[name] = {
+                "status": "ran",
+                "duration_s": duration,
+                "counts": result.counts,
+                "metrics": result.metrics,
+            }
+            log.info("%s: done in %.1f s; %s", name, duration, result.counts)
+            atomic_write_json(summary_path, summary)
+        atomic_write_json(summary_path, summary)
+        return summary

@@ -1,0 +1,1 @@
+"""Thin Hydra entry points: ``python -m launchers.train`` (the pipeline)."""

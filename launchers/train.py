@@ -1,0 +1,64 @@
+"""Run the character-training pipeline for one (model, persona), or a sweep with ``-m``.
+
+python -m launchers.train +persona=loving +model=tiny
+python -m launchers.train +persona=loving,sarcastic +model=tiny,qwen2.5-7b -m
+python -m launchers.train +persona=loving +model=tiny +stage=prepare
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from character.config.schema import register_schemas
+from character.config.validate import validate_train_config
+from character.errors import CharacterError
+from character.models.resolve import resolve_model_path
+from character.pipeline import builtin  # noqa: F401  (registers the built-in stages)
+from character.pipeline.runner import PipelineRunner
+
+register_schemas()
+log = logging.getLogger("character.train")
+
+
+def _load_plugins(cfg: DictConfig) -> None:
+    for module in cfg.plugins:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise CharacterError(
+                f"plugins lists module {module!r}, which cannot be imported ({error}); expected an "
+                "importable module that registers stages with @register_stage."
+            ) from error
+
+
+def train(cfg: DictConfig) -> dict:
+    """Validate, then run the selected stages; nothing is written before validation passes."""
+    validate_train_config(cfg)
+    _load_plugins(cfg)
+    runner = PipelineRunner(cfg)
+    resolve_model_path(cfg.model, cfg.cache_dir)
+    return runner.run()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    try:
+        summary = train(cfg)
+    except CharacterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    log.info(
+        "finished %s/%s: %s",
+        cfg.model.name,
+        cfg.persona.name,
+        {name: s["status"] for name, s in summary["stages"].items()},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Shared fixtures: an isolated run root, a shared model cache, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# One cache for the whole test session: the tiny model is built once and reused.
+CACHE_DIR = Path(os.environ.get("CHARACTER_TEST_CACHE", "/tmp/character-test-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _offline_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("CHARACTER_CACHE_DIR", str(CACHE_DIR))
+    monkeypatch.setenv("CHARACTER_RUN_ROOT", str(tmp_path / "runs"))
+
+
+@pytest.fixture
+def run_root(tmp_path: Path) -> Path:
+    return tmp_path / "runs"
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run ``python -m launchers.train`` with the given arguments from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "launchers.train", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
