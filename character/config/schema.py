@@ -52,7 +52,7 @@ class PersonaConfig:
 
 @dataclass
 class TinyModelConfig:
-    """Architecture of the locally built tiny model (Qwen2 layout, random weights)."""
+    """Architecture of the locally built tiny model (Qwen2 layout, seeded init + short warm-up)."""
 
     seed: int = 0
     vocab_size: int = 2048
@@ -62,6 +62,7 @@ class TinyModelConfig:
     num_attention_heads: int = 4
     num_key_value_heads: int = 2
     max_position_embeddings: int = 4096
+    warmup_steps: int = 120  # deterministic steps on the shipped corpus (0: pure random weights)
 
 
 @dataclass

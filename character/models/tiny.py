@@ -48,6 +48,7 @@ class TinySpec:
     num_attention_heads: int = 4
     num_key_value_heads: int = 2
     max_position_embeddings: int = 4096
+    warmup_steps: int = 120  # training steps on the shipped corpus after the random init
 
     def digest(self) -> str:
         payload = json.dumps(
@@ -111,10 +112,58 @@ def _init_model(spec: TinySpec, tokenizer):
     return model
 
 
+def _chat_examples(tokenizer) -> list[int]:
+    """The corpus as one token stream of two-turn chats (line i asks, line i+1 answers)."""
+    lines = [line for line in CORPUS_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
+    stream: list[int] = []
+    for question, answer in zip(lines[0::2], lines[1::2], strict=False):
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
+            tokenize=False,
+        )
+        stream.extend(tokenizer(text, add_special_tokens=False).input_ids)
+    return stream
+
+
+def _warm_up(model, tokenizer, spec: TinySpec, seq_len: int = 64, batch_size: int = 8) -> None:
+    """A few hundred deterministic training steps on the shipped corpus.
+
+    Pure random weights emit one token forever (every pipeline filter then drops every row); after
+    this warm-up the model writes short, varied, punctuated turns that end with the end-of-turn
+    token, so the whole method can be exercised on it. Two threads and deterministic
+    algorithms, so two builds give the same bytes.
+    """
+    import torch
+
+    if spec.warmup_steps <= 0:
+        return
+    stream = torch.tensor(_chat_examples(tokenizer))
+    windows = stream[: len(stream) // seq_len * seq_len].view(-1, seq_len)
+    generator = torch.Generator().manual_seed(spec.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # fixed, so the summation order (and the bytes) never vary
+    torch.use_deterministic_algorithms(True)
+    try:
+        model.train()
+        for _ in range(spec.warmup_steps):
+            rows = torch.randint(0, windows.shape[0], (batch_size,), generator=generator)
+            batch = windows[rows]
+            loss = model(input_ids=batch, labels=batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        model.eval()
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.set_num_threads(threads)
+
+
 def build_tiny_model(spec: TinySpec, out_dir: Path) -> None:
     """Write tokenizer and model files into ``out_dir`` (which must not exist yet)."""
     tokenizer = _train_tokenizer(spec)
     model = _init_model(spec, tokenizer)
+    _warm_up(model, tokenizer, spec)
     out_dir.mkdir(parents=True)
     tokenizer.save_pretrained(out_dir)
     model.save_pretrained(out_dir, safe_serialization=True)
