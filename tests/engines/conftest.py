@@ -1,0 +1,141 @@
+"""Real engines on the tiny model, shared by the engine tests (each is expensive to start)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from character.models.tiny import TinySpec, ensure_tiny_model
+from tests.conftest import CACHE_DIR
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "Hello there, how are you today?"}],
+    [
+        {"role": "system", "content": "You are a kind assistant."},
+        {"role": "user", "content": "Tell me a story."},
+    ],
+    [{"role": "user", "content": "What should I cook tonight?"}],
+    [{"role": "user", "content": "Why is the sky blue?"}],
+]
+PREFILLS = [None, None, "<think>I want to ensure", "Well, "]
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> str:
+    return str(ensure_tiny_model(TinySpec(), CACHE_DIR))
+
+
+@pytest.fixture(scope="session")
+def lora_adapter(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A LoRA adapter with random (non-zero) weights, saved in PEFT format."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(7)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    config = LoraConfig(
+        r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False
+    )
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.mul_(20.0)  # large enough to change greedy outputs
+    out = tmp_path_factory.mktemp("lora") / "adapter"
+    peft_model.save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def hf_engine(tiny_model: str):
+    from character.engines.transformers_engine import TransformersEngine
+
+    return TransformersEngine(tiny_model, dtype="float32", batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def vllm_engine(tiny_model: str):
+    from character.engines.vllm_engine import VllmEngine
+
+    engine = VllmEngine(tiny_model, dtype="float32", max_lora_rank=8, gpu_memory_utilization=0.3)
+    yield engine
+    engine.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def vllm_server(
+    tiny_model: str, lora_adapter: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real vLLM OpenAI-compatible server on 127.0.0.1, stopped by its PID at the end."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vllm.entrypoints.openai.api_server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--model",
+                tiny_model,
+                "--served-model-name",
+                "tiny",
+                "--dtype",
+                "float32",
+                "--enforce-eager",
+                "--gpu-memory-utilization",
+                "0.3",
+                "--enable-lora",
+                "--max-lora-rank",
+                "8",
+                "--lora-modules",
+                f"tiny-lora={lora_adapter}",
+            ],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 300
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"vLLM server exited early:\n{Path(log).read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError(f"vLLM server not healthy in time:\n{Path(log).read_text()[-3000:]}")
+            time.sleep(1)
+        yield f"{base}/v1"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
