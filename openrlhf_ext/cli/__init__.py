@@ -1,0 +1,1 @@
+"""Entry points the DeepSpeed launcher / torchrun start: ``python -m openrlhf_ext.cli.train_dpo``."""
