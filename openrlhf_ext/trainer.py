@@ -9,7 +9,6 @@ every term of the loss separately.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from openrlhf.utils.distributed_sampler import DistributedSampler
 from tqdm import tqdm
 
 from openrlhf_ext.loss import CharacterDPOLoss, DpoLossTerms
+from openrlhf_ext.metrics_log import append_metrics
 
 
 class CharacterDPOTrainer(DPOTrainer):
@@ -62,12 +62,6 @@ class CharacterDPOTrainer(DPOTrainer):
                 self.ref_model, chosen_ids, c_mask, reject_ids, r_mask, prompt_id_lens
             )
         return self.character_loss(policy_c, policy_r, ref_c, ref_r, mask_c, mask_r)
-
-    def _record(self, global_step: int, logs: dict[str, float]) -> None:
-        if self.metrics_file is not None and self.strategy.is_rank_0():
-            self.metrics_file.parent.mkdir(parents=True, exist_ok=True)
-            with self.metrics_file.open("a") as handle:
-                handle.write(json.dumps({"global_step": global_step, **logs}) + "\n")
 
     def fit(self, args, consumed_samples: int = 0, num_update_steps_per_epoch: int | None = None) -> None:
         if num_update_steps_per_epoch is None:
@@ -120,7 +114,7 @@ class CharacterDPOTrainer(DPOTrainer):
                     window.update(
                         lr=self.scheduler.get_last_lr()[0], grad_norm=self.strategy.get_grad_norm(self.model)
                     )
-                    self._record(global_step, window)
+                    append_metrics(self.metrics_file, global_step, window, self.strategy.is_rank_0())
                     client_states = {"consumed_samples": global_step * args.train.batch_size}
                     self.save_logs_and_checkpoints(args, global_step, bar, dict(window), client_states)
                     window = {}

@@ -188,10 +188,12 @@ class TrainingStageConfig:
     epochs: int = 1
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     grad_clip: float = 1.0
-    bf16: bool = True
+    param_dtype: str = "bf16"  # bf16 | fp16 (OpenRLHF's choices; bf16 also runs on CPUs)
     zero_stage: int = 2
     max_len: int = 1024
     max_steps: int | None = None  # cap for small runs; null trains the full epoch(s)
+    save_steps: int = 50  # DeepSpeed checkpoint every N optimizer steps (a rerun resumes there)
+    launcher: str = "torchrun"  # torchrun | deepspeed; one process per visible GPU, one on CPU
 
 
 @dataclass
@@ -203,6 +205,9 @@ class DpoStageConfig(TrainingStageConfig):
     length_normalize: bool = False
     label_smoothing: float = 0.0
     ipo: bool = False
+    # "adapter_disabled": the reference is the policy with its LoRA adapter off (no second model
+    # copy; identical log-probs, tested); "separate": OpenRLHF's own reference model copy.
+    reference: str = "adapter_disabled"
 
 
 @dataclass

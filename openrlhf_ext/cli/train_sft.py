@@ -3,6 +3,8 @@ with the CPU runtime support installed first and sdpa attention by default on CP
 
     torchrun --nproc_per_node 1 -m openrlhf_ext.cli.train_sft --data.multiturn ...
 
+One extra flag: ``--logger.metrics_file PATH`` appends each logged step (loss, lr, ...) as JSON.
+
 Multi-turn chat transcripts (``--data.multiturn --data.apply_chat_template``) put every
 assistant turn in the loss and nothing else (tests/openrlhf_ext/test_sft.py checks the mask token
 by token against the chat template).
@@ -14,11 +16,23 @@ import runpy
 import sys
 
 from openrlhf_ext.cpu_runtime import activate_if_no_cuda, default_attn_implementation
+from openrlhf_ext.metrics_log import record_sft_metrics
+
+
+def _pop_metrics_file(args: list[str]) -> str | None:
+    """Our one extra flag, ``--logger.metrics_file PATH``, removed before upstream parses."""
+    if "--logger.metrics_file" not in args:
+        return None
+    index = args.index("--logger.metrics_file")
+    path = args[index + 1]
+    del args[index : index + 2]
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:
     activate_if_no_cuda()
     args = list(sys.argv[1:] if argv is None else argv)
+    record_sft_metrics(_pop_metrics_file(args))
     if not any(arg.startswith("--ds.attn_implementation") for arg in args):
         args += ["--ds.attn_implementation", default_attn_implementation()]
     sys.argv = ["openrlhf.cli.train_sft", *args]

@@ -1,0 +1,1 @@
+"""Training stages (DPO, SFT) on openrlhf_ext, and adapter merging."""
