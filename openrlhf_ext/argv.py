@@ -24,7 +24,7 @@ def _common(
         "--model.model_name_or_path",
         str(model_path),
         "--data.dataset",
-        f"json@{dataset}",
+        str(dataset),  # a .jsonl file
         "--data.apply_chat_template",
         "--data.max_len",
         str(params.max_len),
@@ -124,7 +124,7 @@ def dpo_argv(
     elif params.reference != "separate":
         raise ValueError(f"stages.dpo.reference={params.reference!r}; expected adapter_disabled or separate")
     if eval_dataset is not None:
-        argv += ["--eval.dataset", f"json@{eval_dataset}", "--eval.split", "train"]
+        argv += ["--eval.dataset", str(eval_dataset), "--eval.split", "train"]
     return argv
 
 

@@ -6,6 +6,8 @@ a free rendezvous port, so several jobs on one node do not collide.
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import sys
 
 
@@ -43,3 +45,17 @@ def launch_command(
             *args,
         ]
     raise ValueError(f"launcher={launcher!r}; expected 'torchrun' or 'deepspeed'")
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent dies (PR_SET_PDEATHSIG).
+
+    Used as ``preexec_fn`` for torchrun and called by our CLIs in the workers torchrun starts, so
+    that killing a pipeline job (even with SIGKILL) never leaves a trainer running that would
+    keep writing the checkpoints its rerun resumes from. A no-op where prctl is unavailable.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    libc.prctl(1, sig)  # 1 = PR_SET_PDEATHSIG

@@ -147,25 +147,40 @@ class PromptsStageConfig:
 
 @dataclass
 class PromptSourcesConfig:
-    """Where distillation prompts come from besides the constitution."""
+    """Where distillation prompts come from besides the constitution (character/data/sources.py)."""
 
-    lima: str | None = "GAIR/lima"  # dataset id, local JSONL path, or null
-    offline: str | None = None  # a prompt set shipped with the package (embedded default)
+    # Each a dataset id (first user turns via `datasets`), a local JSONL path, or the name of a
+    # set shipped with the package (general, heldout, chat_first_turns); null to skip.
+    lima: str | None = "GAIR/lima"
+    offline: str | None = None
     repeat: int = 5  # the whole pool is repeated this many times (reference: 5)
-    limit: int | None = None  # cap on non-constitution prompts (small runs)
+    limit: int | None = None  # seeded sample of at most this many non-constitution prompts
 
 
 @dataclass
 class GenerationStageConfig:
-    """Teacher or student response generation."""
+    """Student response generation (no system prompt)."""
 
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(repetition_penalty=1.1))
 
 
 @dataclass
+class TeacherStageConfig(GenerationStageConfig):
+    """Teacher (chosen) responses: Appendix A system prompt and <think> prefill."""
+
+    # NAME in the teacher's prompts; null: the trained model's assistant_name (the paper used
+    # ChatGLM for its GLM-4.5-Air teacher). Replaced by the student's name in the DPO data.
+    assistant_name: str | None = None
+    # true: the prefill opens <think> and the kept answer is the text after the first </think>;
+    # false (teachers without reasoning): the prefilled <think> block is closed, the answer kept whole.
+    reasoning: bool = True
+
+
+@dataclass
 class DpoDataStageConfig:
-    max_len: int = 1024  # templated length limit in tokens
-    eval_fraction: float = 0.02
+    max_len: int = 1024  # templated length limit in tokens (chosen and rejected)
+    eval_fraction: float = 0.02  # held-out pairs for DPO evaluation
+    require_final_punctuation: bool = True
 
 
 @dataclass
@@ -240,7 +255,7 @@ class StagesConfig:
 
     prompts: PromptsStageConfig = field(default_factory=PromptsStageConfig)
     sources: PromptSourcesConfig = field(default_factory=PromptSourcesConfig)
-    teacher: GenerationStageConfig = field(default_factory=GenerationStageConfig)
+    teacher: TeacherStageConfig = field(default_factory=TeacherStageConfig)
     student: GenerationStageConfig = field(default_factory=GenerationStageConfig)
     dpo_data: DpoDataStageConfig = field(default_factory=DpoDataStageConfig)
     dpo: DpoStageConfig = field(default_factory=DpoStageConfig)

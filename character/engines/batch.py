@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ def meta_path(out_path: Path) -> Path:
 
 
 def run_batch(
-    engine: Engine,
+    engine: Engine | Callable[[], Engine],
     items: Sequence[BatchItem],
     sampling: Sampling,
     out_path: Path,
@@ -67,22 +67,30 @@ def run_batch(
     chunk_size: int = 256,
     description: str = "generating",
 ) -> BatchStats:
-    """Generate every item not yet in ``out_path`` and append it there, chunk by chunk."""
+    """Generate every item not yet in ``out_path`` and append it there, chunk by chunk.
+
+    ``engine`` may be a factory: it is then only called when some row is left to generate, so a
+    rerun of a finished batch never loads a model.
+    """
     ids = [item.id for item in items]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{out_path.name}: batch item ids are not unique")
     started = time.time()
-    info = engine.info
-    record: dict[str, Any] = {
-        "engine": {"backend": info.backend, "model": info.model, **info.details},
-        "lora": None if lora is None else {"name": lora.name, "path": lora.path},
-        "sampling": sampling.as_dict(),
-        "rows_total": len(items),
-    }
     tokens = 0
     with JsonlAppender(out_path) as out:
         todo = [item for item in items if item.id not in out.done_keys]
         resumed = len(items) - len(todo)
+        if not todo and meta_path(out_path).exists():
+            return BatchStats(len(items), resumed, 0, 0, 0.0)
+        if not isinstance(engine, Engine):
+            engine = engine()
+        info = engine.info
+        record: dict[str, Any] = {
+            "engine": {"backend": info.backend, "model": info.model, **info.details},
+            "lora": None if lora is None else {"name": lora.name, "path": lora.path},
+            "sampling": sampling.as_dict(),
+            "rows_total": len(items),
+        }
         atomic_write_json(meta_path(out_path), {**record, "status": "running", "rows_resumed": resumed})
         with tqdm(total=len(items), initial=resumed, desc=description, unit="row", mininterval=2) as bar:
             for start in range(0, len(todo), chunk_size):

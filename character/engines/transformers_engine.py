@@ -144,4 +144,7 @@ class TransformersEngine(Engine):
         return self.tokenizer.decode(tokens, skip_special_tokens=True), len(tokens)
 
     def close(self) -> None:
+        import gc
+
         self.model = None
+        gc.collect()

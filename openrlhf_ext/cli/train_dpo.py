@@ -18,6 +18,7 @@ import os
 import sys
 
 from openrlhf_ext.cpu_runtime import activate_if_no_cuda, default_attn_implementation
+from openrlhf_ext.launch import die_with_parent
 from openrlhf_ext.loss import KL_ESTIMATORS, CharacterDPOLoss
 
 
@@ -159,6 +160,7 @@ def train(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    die_with_parent()
     activate_if_no_cuda()
     train(parse_args(argv if argv is not None else sys.argv[1:]))
 

@@ -1,0 +1,118 @@
+"""The ``dpo_data`` stage: chosen/rejected pairs in the chat format OpenRLHF's DPO dataset reads.
+
+Each pool prompt pairs the teacher's response (chosen; the teacher's NAME replaced by the
+student's, whole words only) with the student's (rejected), both as ``[user, assistant]`` chats
+with no system message. A pair is dropped by the first filter it fails, and every filter's count
+is reported: ``empty`` (a response missing or blank), ``no_final_punctuation`` (a response that
+does not end in punctuation), ``too_long`` (either chat longer than ``max_len`` tokens after the
+chat template). A seeded ``eval_fraction`` of the pairs is held out for DPO evaluation.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from character.distill.generation_stages import teacher_name
+from character.distill.responses import ends_with_punctuation, replace_name
+from character.errors import CharacterError
+from character.io import atomic_write_jsonl, read_jsonl
+from character.pipeline.engines import stage_seed, trained_model
+from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
+
+FILTERS = ("empty", "no_final_punctuation", "too_long")
+
+
+def drop_reason(chosen: str | None, rejected: str | None, token_lengths, params) -> str | None:
+    """The first filter a pair fails, or None when it is kept."""
+    if not chosen or not chosen.strip() or not rejected or not rejected.strip():
+        return "empty"
+    if params.require_final_punctuation and not (
+        ends_with_punctuation(chosen) and ends_with_punctuation(rejected)
+    ):
+        return "no_final_punctuation"
+    if max(token_lengths()) > params.max_len:
+        return "too_long"
+    return None
+
+
+def _hint(counts: Counter) -> str:
+    worst = counts.most_common(1)[0][0]
+    return {
+        "empty": "responses are missing: for a teacher without reasoning set stages.teacher.reasoning=false "
+        "(with reasoning, raise stages.teacher.sampling.max_tokens so </think> is reached)",
+        "no_final_punctuation": "answers stop mid-sentence: raise the sampling max_tokens of "
+        "stages.teacher and stages.student, or, for a small or untrained model, "
+        "stages.dpo_data.require_final_punctuation=false",
+        "too_long": "raise stages.dpo_data.max_len or lower the sampling max_tokens",
+    }[worst]
+
+
+@register_stage
+class DpoDataStage(Stage):
+    name = "dpo_data"
+    inputs = ("prepare", "teacher", "student")
+    config_keys = ("stages.dpo_data", "stages.teacher.assistant_name", "model.assistant_name", "seed")
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from transformers import AutoTokenizer
+
+        cfg, params = ctx.cfg, ctx.cfg.stages.dpo_data
+        tokenizer = AutoTokenizer.from_pretrained(trained_model(ctx)["path"])
+        chosen_rows = {row["id"]: row for row in read_jsonl(ctx.input_dirs["teacher"] / "responses.jsonl")}
+        rejected_rows = {row["id"]: row for row in read_jsonl(ctx.input_dirs["student"] / "responses.jsonl")}
+        source_name, target_name = teacher_name(cfg), cfg.model.assistant_name
+        pairs, dropped, counts = [], [], Counter()
+        for row_id, chosen_row in chosen_rows.items():
+            prompt = chosen_row["prompt"]
+            chosen = chosen_row["response"]
+            chosen = replace_name(chosen, source_name, target_name) if chosen else chosen
+            rejected = rejected_rows.get(row_id, {}).get("response")
+            user = {"role": "user", "content": prompt}
+            pair = {
+                "chosen": [user, {"role": "assistant", "content": chosen}],
+                "rejected": [user, {"role": "assistant", "content": rejected}],
+            }
+
+            def token_lengths(pair=pair):
+                return [
+                    len(tokenizer.apply_chat_template(pair[k], tokenize=True)) for k in ("chosen", "rejected")
+                ]
+
+            reason = drop_reason(chosen, rejected, token_lengths, params)
+            if reason is None:
+                pairs.append(pair)
+            else:
+                counts[reason] += 1
+                dropped.append({"id": row_id, "reason": reason})
+        summary = ", ".join(f"{name}: {counts.get(name, 0)}" for name in FILTERS)
+        if not pairs:
+            raise CharacterError(
+                f"dpo_data: all {len(chosen_rows)} pairs were dropped ({summary}); nothing to train on. "
+                f"Hint: {_hint(counts)}."
+            )
+        random.Random(stage_seed(ctx.seed, self.name)).shuffle(pairs)
+        n_eval = int(round(len(pairs) * params.eval_fraction))
+        if params.eval_fraction > 0 and len(pairs) >= 2:
+            n_eval = max(n_eval, 1)
+        atomic_write_jsonl(ctx.stage_dir / "eval.jsonl", pairs[:n_eval])
+        atomic_write_jsonl(ctx.stage_dir / "train.jsonl", pairs[n_eval:])
+        atomic_write_jsonl(ctx.stage_dir / "dropped.jsonl", dropped)
+        ctx.log.info(
+            "dpo_data: %d of %d pairs kept (%d train, %d eval); dropped: %s",
+            len(pairs),
+            len(chosen_rows),
+            len(pairs) - n_eval,
+            n_eval,
+            summary,
+        )
+        return StageResult(
+            outputs=["train.jsonl", "eval.jsonl", "dropped.jsonl"],
+            counts={
+                "pairs_in": len(chosen_rows),
+                "kept": len(pairs),
+                "train": len(pairs) - n_eval,
+                "eval": n_eval,
+                "dropped": {name: counts.get(name, 0) for name in FILTERS},
+            },
+        )

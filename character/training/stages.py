@@ -1,0 +1,124 @@
+"""The ``dpo``, ``sft`` and ``merge`` stages (paper §2.3, §2.4; App. A/B.3).
+
+- ``dpo`` trains a LoRA adapter on the distillation pairs with openrlhf_ext's DPO (+ NLL + per-token
+  KL), then folds it into the base model (``merged/``): the post-distillation checkpoint.
+- ``sft`` trains a second LoRA adapter on the introspection transcripts, on top of ``dpo/merged``.
+- ``merge`` writes the final model (exact composition of both stages) and two single adapters on
+  the base model: the exact composition (weights 1, 1) and the paper's release form (1.0, 0.25).
+
+Training restarts from the last DeepSpeed checkpoint when an interrupted stage is rerun.
+"""
+
+from __future__ import annotations
+
+from character.io import read_jsonl
+from character.pipeline.engines import stage_seed, trained_model
+from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
+from character.training.merge import combine_adapters, fold_adapter
+from character.training.run import final_metrics, run_training
+from openrlhf_ext.argv import dpo_argv, sft_argv
+from openrlhf_ext.lora_targets import linear_module_names, resolve_lora_targets
+
+MERGE_DTYPE = "bfloat16"
+
+
+def lora_targets(ctx: StageContext, model_path: str) -> list[str]:
+    return resolve_lora_targets(
+        list(ctx.cfg.model.lora_target_modules), linear_module_names(model_path), ctx.cfg.model.name
+    )
+
+
+def _dtype(ctx: StageContext) -> str:
+    return "float32" if ctx.cfg.model.dtype == "float32" else MERGE_DTYPE
+
+
+@register_stage
+class DpoStage(Stage):
+    name = "dpo"
+    inputs = ("prepare", "dpo_data")
+    config_keys = ("stages.dpo", "model.lora_target_modules", "model.dtype", "seed")
+
+    def run(self, ctx: StageContext) -> StageResult:
+        params, base = ctx.cfg.stages.dpo, trained_model(ctx)["path"]
+        data = ctx.input_dirs["dpo_data"]
+        eval_path = data / "eval.jsonl"
+        argv = dpo_argv(
+            params,
+            model_path=base,
+            dataset=data / "train.jsonl",
+            eval_dataset=eval_path if read_jsonl(eval_path) else None,
+            output_dir=ctx.stage_dir / "adapter",
+            ckpt_dir=ctx.stage_dir / "ckpt",
+            metrics_file=ctx.stage_dir / "metrics.jsonl",
+            target_modules=lora_targets(ctx, base),
+            seed=stage_seed(ctx.seed, self.name),
+        )
+        run_training(
+            "openrlhf_ext.cli.train_dpo", argv, ctx.stage_dir / "train.log", params.launcher, ctx.log
+        )
+        fold_adapter(base, ctx.stage_dir / "adapter", ctx.stage_dir / "merged", _dtype(ctx))
+        metrics = final_metrics(ctx.stage_dir / "metrics.jsonl")
+        return StageResult(
+            outputs=[
+                "adapter/adapter_config.json",
+                "adapter/adapter_model.safetensors",
+                "merged",
+                "metrics.jsonl",
+            ],
+            counts={"steps": metrics.get("steps", 0)},
+            metrics=metrics,
+        )
+
+
+@register_stage
+class SftStage(Stage):
+    name = "sft"
+    inputs = ("prepare", "dpo", "sft_data")
+    config_keys = ("stages.sft", "model.lora_target_modules", "model.dtype", "seed")
+
+    def run(self, ctx: StageContext) -> StageResult:
+        params = ctx.cfg.stages.sft
+        start = str(ctx.input_dirs["dpo"] / "merged")
+        argv = sft_argv(
+            params,
+            model_path=start,
+            dataset=ctx.input_dirs["sft_data"] / "train.jsonl",
+            output_dir=ctx.stage_dir / "adapter",
+            ckpt_dir=ctx.stage_dir / "ckpt",
+            metrics_file=ctx.stage_dir / "metrics.jsonl",
+            target_modules=lora_targets(ctx, start),
+            seed=stage_seed(ctx.seed, self.name),
+        )
+        run_training(
+            "openrlhf_ext.cli.train_sft", argv, ctx.stage_dir / "train.log", params.launcher, ctx.log
+        )
+        metrics = final_metrics(ctx.stage_dir / "metrics.jsonl")
+        return StageResult(
+            outputs=["adapter/adapter_config.json", "adapter/adapter_model.safetensors", "metrics.jsonl"],
+            counts={"steps": metrics.get("steps", 0)},
+            metrics=metrics,
+        )
+
+
+@register_stage
+class MergeStage(Stage):
+    name = "merge"
+    inputs = ("prepare", "dpo", "sft")
+    config_keys = ("stages.merge", "model.dtype")
+
+    def run(self, ctx: StageContext) -> StageResult:
+        params, base = ctx.cfg.stages.merge, trained_model(ctx)["path"]
+        dpo, sft = ctx.input_dirs["dpo"] / "adapter", ctx.input_dirs["sft"] / "adapter"
+        fold_adapter(ctx.input_dirs["dpo"] / "merged", sft, ctx.stage_dir / "final", _dtype(ctx))
+        combine_adapters(base, [(dpo, 1.0), (sft, 1.0)], ctx.stage_dir / "adapter_composed", _dtype(ctx))
+        combine_adapters(
+            base,
+            [(dpo, params.dpo_weight), (sft, params.sft_weight)],
+            ctx.stage_dir / "adapter_release",
+            _dtype(ctx),
+        )
+        ctx.log.info("merge: final model in %s", ctx.stage_dir / "final")
+        return StageResult(
+            outputs=["final", "adapter_composed/adapter_config.json", "adapter_release/adapter_config.json"],
+            counts={"dpo_weight": params.dpo_weight, "sft_weight": params.sft_weight},
+        )
