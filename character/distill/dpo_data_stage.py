@@ -75,9 +75,10 @@ class DpoDataStage(Stage):
             }
 
             def token_lengths(pair=pair):
-                return [
-                    len(tokenizer.apply_chat_template(pair[k], tokenize=True)) for k in ("chosen", "rejected")
+                texts = [
+                    tokenizer.apply_chat_template(pair[k], tokenize=False) for k in ("chosen", "rejected")
                 ]
+                return [len(tokenizer(text, add_special_tokens=False).input_ids) for text in texts]
 
             reason = drop_reason(chosen, rejected, token_lengths, params)
             if reason is None:
