@@ -135,6 +135,7 @@ def sft_argv(
     dataset: Path,
     output_dir: Path,
     ckpt_dir: Path,
+    metrics_file: Path,
     target_modules: list[str],
     seed: int,
 ) -> list[str]:
@@ -149,4 +150,10 @@ def sft_argv(
         target_modules=target_modules,
         seed=seed,
     )
-    return argv + ["--data.input_key", "messages", "--data.multiturn"]
+    return argv + [
+        "--data.input_key",
+        "messages",
+        "--data.multiturn",
+        "--logger.metrics_file",
+        str(metrics_file),
+    ]

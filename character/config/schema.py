@@ -240,6 +240,8 @@ class ReflectionStageConfig:
 class InteractionStageConfig:
     conversations: int = 2000  # half "free", half "leading" guidance (App. B.2)
     turns: int = 10
+    # The copy's first message, which the generated turns answer (the paper does not print one).
+    opening_message: str = "Hello."
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
 
