@@ -11,6 +11,8 @@ Training restarts from the last DeepSpeed checkpoint when an interrupted stage i
 
 from __future__ import annotations
 
+import shutil
+
 from character.io import read_jsonl
 from character.pipeline.engines import stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
@@ -56,6 +58,7 @@ class DpoStage(Stage):
         run_training(
             "openrlhf_ext.cli.train_dpo", argv, ctx.stage_dir / "train.log", params.launcher, ctx.log
         )
+        shutil.rmtree(ctx.stage_dir / "ckpt", ignore_errors=True)  # resume points, not results
         fold_adapter(base, ctx.stage_dir / "adapter", ctx.stage_dir / "merged", _dtype(ctx))
         metrics = final_metrics(ctx.stage_dir / "metrics.jsonl")
         return StageResult(
@@ -92,6 +95,7 @@ class SftStage(Stage):
         run_training(
             "openrlhf_ext.cli.train_sft", argv, ctx.stage_dir / "train.log", params.launcher, ctx.log
         )
+        shutil.rmtree(ctx.stage_dir / "ckpt", ignore_errors=True)  # resume points, not results
         metrics = final_metrics(ctx.stage_dir / "metrics.jsonl")
         return StageResult(
             outputs=["adapter/adapter_config.json", "adapter/adapter_model.safetensors", "metrics.jsonl"],
