@@ -1,21 +1,22 @@
-"""What OpenRLHF 0.11.2 needs to run without a CUDA device, and nothing else.
+"""What OpenRLHF 0.11.2 needs to run without a CUDA device or without flash-attn, and nothing else.
 
-Active only when no CUDA device is present (``activate_if_no_cuda``); on a GPU machine it does
-nothing and OpenRLHF runs untouched. It replaces exactly what blocks OpenRLHF on a CPU:
+It replaces exactly what blocks OpenRLHF there, each part only where it is missing:
 
-1. ``openrlhf.models.ring_attn_utils`` imports ``flash_attn.bert_padding`` (pad/unpad/index helpers)
-   and ``flash_attn.utils.distributed.all_gather`` at module level, so ``openrlhf.models`` and every
-   trainer fail to import without flash-attn, which cannot be built without CUDA. We register
-   small modules under those two names, implemented here in plain torch. They are used only for
-   sample packing / ring attention, which need flash attention anyway. We deliberately do not
-   provide ``flash_attn.ops``: OpenRLHF then computes log-probs on its pure-torch path.
-2. ``openrlhf.utils.deepspeed.deepspeed`` (and ``utils.distributed_util``) call ``torch.cuda``
+1. Without flash-attn (every CPU machine, and GPU machines where it is not built):
+   ``openrlhf.models.ring_attn_utils`` imports ``flash_attn.bert_padding`` (pad/unpad/index
+   helpers) and ``flash_attn.utils.distributed.all_gather`` at module level, so ``openrlhf.models``
+   and every trainer fail to import. ``provide_flash_attn_helpers`` registers small modules under
+   those two names, implemented here in plain torch. They serve only sample packing and ring
+   attention, which need flash attention anyway. ``flash_attn.ops`` is deliberately absent, so
+   OpenRLHF computes log-probs on its pure-torch path.
+2. Without a CUDA device (``activate_if_no_cuda``; a no-op when CUDA is present):
+   ``openrlhf.utils.deepspeed.deepspeed`` (and ``utils.distributed_util``) call ``torch.cuda``
    directly: ``set_device``, ``current_device`` for all-reduce/all-gather, ``synchronize`` around
    saving, ``empty_cache``; and build the device mesh with ``init_device_mesh("cuda", ...)``. Those
    two modules get a ``torch`` whose ``cuda`` namespace maps these calls to the CPU, and a mesh
    builder that asks for a CPU mesh. The real ``torch`` module is not modified.
 3. The default attention implementation is flash_attention_2; ``default_attn_implementation``
-   gives ``sdpa`` on CPU, which the CLI uses unless the user chose one.
+   gives ``sdpa`` where there is no CUDA device or no flash-attn.
 
 DeepSpeed itself picks its CPU accelerator and the gloo backend without help.
 """
@@ -134,6 +135,28 @@ def _patch_strategy_modules() -> None:
     strategy_module.torch_dist_barrier_and_cuda_sync = barrier_only
 
 
+def flash_attn_installed() -> bool:
+    module = sys.modules.get("flash_attn")
+    if module is not None:
+        return not getattr(module, "_character_shim", False)
+    try:
+        import flash_attn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def provide_flash_attn_helpers() -> bool:
+    """Register the torch helpers under flash_attn's names when flash-attn is not installed."""
+    if flash_attn_installed():
+        return False
+    if "flash_attn" not in sys.modules:
+        modules = _flash_attn_shim()
+        modules["flash_attn"]._character_shim = True
+        sys.modules.update(modules)
+    return True
+
+
 def activate_if_no_cuda(cuda_available: Callable[[], bool] = torch.cuda.is_available) -> bool:
     """Install the CPU support when there is no CUDA device; returns whether it did."""
     global _ACTIVE
@@ -141,15 +164,12 @@ def activate_if_no_cuda(cuda_available: Callable[[], bool] = torch.cuda.is_avail
         return False
     if _ACTIVE:
         return True
-    try:
-        import flash_attn  # noqa: F401  (a real install needs no shim)
-    except ImportError:
-        sys.modules.update(_flash_attn_shim())
+    provide_flash_attn_helpers()
     _patch_strategy_modules()
     _ACTIVE = True
     return True
 
 
 def default_attn_implementation(cuda_available: Callable[[], bool] = torch.cuda.is_available) -> str:
-    """flash_attention_2 on GPUs (OpenRLHF's default), sdpa on CPUs."""
-    return "flash_attention_2" if cuda_available() else "sdpa"
+    """flash_attention_2 on GPUs with flash-attn (OpenRLHF's default), sdpa otherwise."""
+    return "flash_attention_2" if cuda_available() and flash_attn_installed() else "sdpa"

@@ -17,7 +17,11 @@ import math
 import os
 import sys
 
-from openrlhf_ext.cpu_runtime import activate_if_no_cuda, default_attn_implementation
+from openrlhf_ext.cpu_runtime import (
+    activate_if_no_cuda,
+    default_attn_implementation,
+    provide_flash_attn_helpers,
+)
 from openrlhf_ext.launch import die_with_parent
 from openrlhf_ext.loss import KL_ESTIMATORS, CharacterDPOLoss
 
@@ -161,6 +165,7 @@ def train(args) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     die_with_parent()
+    provide_flash_attn_helpers()
     activate_if_no_cuda()
     train(parse_args(argv if argv is not None else sys.argv[1:]))
 

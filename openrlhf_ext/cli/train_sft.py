@@ -15,7 +15,11 @@ from __future__ import annotations
 import runpy
 import sys
 
-from openrlhf_ext.cpu_runtime import activate_if_no_cuda, default_attn_implementation
+from openrlhf_ext.cpu_runtime import (
+    activate_if_no_cuda,
+    default_attn_implementation,
+    provide_flash_attn_helpers,
+)
 from openrlhf_ext.launch import die_with_parent
 from openrlhf_ext.metrics_log import record_sft_metrics
 
@@ -32,6 +36,7 @@ def _pop_metrics_file(args: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> None:
     die_with_parent()
+    provide_flash_attn_helpers()
     activate_if_no_cuda()
     args = list(sys.argv[1:] if argv is None else argv)
     record_sft_metrics(_pop_metrics_file(args))
