@@ -11,12 +11,10 @@ Results are recorded in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -40,43 +38,6 @@ def measure(engine: Engine, convs, sampling: Sampling, one_by_one: bool) -> tupl
     return seconds, sum(sum(r.completion_tokens) for r in results)
 
 
-def start_server(model: str) -> tuple[subprocess.Popen, str]:
-    port = 18000 + os.getpid() % 1000
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vllm.entrypoints.openai.api_server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--model",
-            model,
-            "--served-model-name",
-            "tiny",
-            "--dtype",
-            "float32",
-            "--enforce-eager",
-            "--gpu-memory-utilization",
-            "0.3",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
-    for _ in range(300):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return process, f"http://127.0.0.1:{port}/v1"
-        except OSError:
-            time.sleep(1)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError("server did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=64)
@@ -98,13 +59,14 @@ def main() -> None:
         "transformers": TransformersEngine(model, dtype="float32", batch_size=args.rows),
         "vllm": VllmEngine(model, dtype="float32", enable_lora=False),
     }
-    server = None
-    if args.server:
-        from character.engines.openai_engine import OpenAIEngine
+    with contextlib.ExitStack() as stack:
+        if args.server:
+            from character.engines.openai_engine import OpenAIEngine
+            from character.engines.server import vllm_server
 
-        server, url = start_server(model)
-        engines["openai->vllm server"] = OpenAIEngine(url, "tiny", max_concurrency=args.rows)
-    try:
+            server_args = ["--dtype", "float32", "--enforce-eager", "--gpu-memory-utilization", "0.3"]
+            url = stack.enter_context(vllm_server(model, "tiny", server_args))
+            engines["openai->vllm server"] = OpenAIEngine(url, "tiny", max_concurrency=args.rows)
         for engine in engines.values():  # warm-up (first-call compilation, caches)
             engine.generate(convs[:2], sampling)
         rows = []
@@ -112,10 +74,6 @@ def main() -> None:
             batched_s, batched_tokens = measure(engine, convs, sampling, one_by_one=False)
             single_s, single_tokens = measure(engine, convs, sampling, one_by_one=True)
             rows.append((name, batched_tokens / batched_s, single_tokens / single_s, single_s / batched_s))
-    finally:
-        if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
     print(f"\n{args.rows} conversations, greedy, up to {args.max_tokens} new tokens, tiny model, fp32")
     print(f"{'backend':<22}{'batched tok/s':>15}{'one-by-one tok/s':>18}{'batched speed-up':>18}")
     for name, batched, single, speedup in rows:

@@ -14,6 +14,8 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from character.models.tiny import TinySpec
+
 # Canonical order of the method's stages (design.md). A job runs a subset of these, in this order.
 PIPELINE_ORDER: tuple[str, ...] = (
     "prepare",
@@ -51,21 +53,6 @@ class PersonaConfig:
 
 
 @dataclass
-class TinyModelConfig:
-    """Architecture of the locally built tiny model (Qwen2 layout, seeded init + short warm-up)."""
-
-    seed: int = 0
-    vocab_size: int = 2048
-    hidden_size: int = 128
-    intermediate_size: int = 256
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
-    max_position_embeddings: int = 4096
-    warmup_steps: int = 120  # deterministic steps on the shipped corpus (0: pure random weights)
-
-
-@dataclass
 class ModelConfig:
     """The model being character-trained (the student)."""
 
@@ -79,7 +66,7 @@ class ModelConfig:
     steering_strength: float = MISSING  # paper Appendix C: 0.7 (Llama) / 4.0 (Qwen) / 525.0 (Gemma)
     max_context: int = MISSING  # tokens the model accepts
     dtype: str = "bfloat16"
-    tiny: TinyModelConfig | None = None  # set only for the embedded tiny model
+    tiny: TinySpec | None = None  # set only for the embedded tiny model (character/models/tiny.py)
 
 
 @dataclass

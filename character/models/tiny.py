@@ -36,9 +36,9 @@ CHAT_TEMPLATE = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class TinySpec:
-    """Everything that determines the built files (mirrors ``TinyModelConfig``)."""
+    """Everything that determines the built files; also the schema of ``model.tiny``."""
 
     seed: int = 0
     vocab_size: int = 2048

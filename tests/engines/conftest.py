@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from character.engines.server import vllm_server as start_vllm_server
 from character.models.tiny import TinySpec, ensure_tiny_model
 from tests.conftest import CACHE_DIR
 
@@ -72,70 +65,23 @@ def vllm_engine(tiny_model: str):
     engine.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def vllm_server(
     tiny_model: str, lora_adapter: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A real vLLM OpenAI-compatible server on 127.0.0.1, stopped by its PID at the end."""
-    port = free_port()
+    args = [
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--gpu-memory-utilization",
+        "0.3",
+        "--enable-lora",
+        "--max-lora-rank",
+        "8",
+        "--lora-modules",
+        f"tiny-lora={lora_adapter}",
+    ]
     log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-    with log.open("w") as handle:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "vllm.entrypoints.openai.api_server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--model",
-                tiny_model,
-                "--served-model-name",
-                "tiny",
-                "--dtype",
-                "float32",
-                "--enforce-eager",
-                "--gpu-memory-utilization",
-                "0.3",
-                "--enable-lora",
-                "--max-lora-rank",
-                "8",
-                "--lora-modules",
-                f"tiny-lora={lora_adapter}",
-            ],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"vLLM server exited early:\n{Path(log).read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError(f"vLLM server not healthy in time:\n{Path(log).read_text()[-3000:]}")
-            time.sleep(1)
-        yield f"{base}/v1"
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with start_vllm_server(tiny_model, "tiny", args, log_path=log) as url:
+        yield url

@@ -17,10 +17,10 @@ import pytest
 from character.engines.base import Sampling
 from character.engines.batch import BatchItem, meta_path, run_batch
 from character.engines.openai_engine import OpenAIEngine
+from character.engines.server import free_port
 from character.errors import CharacterError
 from character.io import read_json, read_jsonl
 from tests.conftest import REPO
-from tests.engines.conftest import free_port
 
 
 class FaultInjectingServer:
