@@ -14,7 +14,7 @@ from character.pipeline import builtin  # noqa: F401
 from character.pipeline.runner import PipelineRunner
 from tests.config.test_compose import compose_train
 from tests.conftest import run_cli
-from tests.openrlhf_ext.test_sft import expected_trained_tokens
+from tests.openrlhf_ext.test_sft import assert_loss_mask_is_exactly_the_assistant_turns
 
 STAGES = [
     "prepare",
@@ -95,9 +95,9 @@ def test_interaction_guidance_halves_and_sft_examples(finished: Path, tiny_token
         )
         assert messages[-1]["role"] == "assistant"  # the final turn is there
         assert messages[0]["content"].startswith("The assistant is Tiny.")
-        ids, inside = expected_trained_tokens(tiny_tokenizer, messages)
-        assert inside  # every assistant turn's tokens are trained (checked against SFTDataset)
-        assert len([m for m in messages if m["role"] == "assistant"]) == (len(utterances) - 1 + 1) // 2
+        assert len([m for m in messages if m["role"] == "assistant"]) == len(utterances) // 2
+    # the SFT loss covers every assistant turn of the real training rows, and nothing else
+    assert_loss_mask_is_exactly_the_assistant_turns(tiny_tokenizer, [r["messages"] for r in rows])
 
 
 @pytest.fixture(scope="module")

@@ -48,16 +48,16 @@ def expected_trained_tokens(tokenizer, messages) -> tuple[list[int], set[int]]:
     return encoded["input_ids"], inside
 
 
-def test_loss_mask_is_exactly_the_assistant_turns(tiny_model: str) -> None:
+def assert_loss_mask_is_exactly_the_assistant_turns(tokenizer, transcripts: list[list[dict]]) -> None:
+    """Build OpenRLHF's multi-turn SFT dataset and compare its loss mask, token by token, with
+    the assistant turns found in the chat template's rendering."""
     from datasets import Dataset
-    from transformers import AutoTokenizer
 
-    from openrlhf_ext.cpu_runtime import activate_if_no_cuda
+    from openrlhf_ext.cpu_runtime import provide_flash_attn_helpers
 
-    activate_if_no_cuda()
+    provide_flash_attn_helpers()
     from openrlhf.datasets import SFTDataset
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     strategy = types.SimpleNamespace(
         args=types.SimpleNamespace(
             data=types.SimpleNamespace(
@@ -66,14 +66,16 @@ def test_loss_mask_is_exactly_the_assistant_turns(tiny_model: str) -> None:
         )
     )
     dataset = SFTDataset(
-        Dataset.from_list([{"messages": m} for m in TRANSCRIPTS]),
+        Dataset.from_list([{"messages": m} for m in transcripts]),
         tokenizer,
-        512,
+        4096,
         strategy,
         multiturn=True,
         num_processors=1,
     )
-    for index, messages in enumerate(TRANSCRIPTS):
+    assert len(dataset) == len(transcripts)
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    for index, messages in enumerate(transcripts):
         input_ids, _, loss_mask = dataset[index]
         ids, inside = expected_trained_tokens(tokenizer, messages)
         assert input_ids[0].tolist() == ids
@@ -81,9 +83,14 @@ def test_loss_mask_is_exactly_the_assistant_turns(tiny_model: str) -> None:
         trained = {p + 1 for p in range(len(ids) - 1) if loss_mask[0, p] == 1}
         assert trained == inside
         assistant_turns = sum(1 for m in messages if m["role"] == "assistant")
-        im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
         assert sum(1 for t in trained if ids[t] == im_end) == assistant_turns  # each turn's end-of-turn too
         assert ids[-1] == im_end and len(ids) - 1 in trained  # the final turn is kept, to its end
+
+
+def test_loss_mask_is_exactly_the_assistant_turns(tiny_model: str) -> None:
+    from transformers import AutoTokenizer
+
+    assert_loss_mask_is_exactly_the_assistant_turns(AutoTokenizer.from_pretrained(tiny_model), TRANSCRIPTS)
 
 
 def test_real_multiturn_sft_run_learns_the_transcripts(tmp_path: Path, tiny_model: str) -> None:
