@@ -104,3 +104,18 @@ def test_dpo_trains_logs_every_term_and_resumes_after_interruption(tmp_path: Pat
     from transformers import AutoModelForCausalLM
 
     PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), adapter)  # PEFT format
+
+
+def test_deepspeed_launcher_path(tmp_path: Path, tiny_model: str) -> None:
+    import subprocess
+
+    from openrlhf_ext.launch import launch_command
+    from tests.conftest import REPO
+
+    data = write_preferences(tmp_path / "data", 16)
+    args = dpo_args(tiny_model, data, tmp_path)
+    command = launch_command("openrlhf_ext.cli.train_dpo", args, launcher="deepspeed")
+    assert command[1:5] == ["-m", "deepspeed.launcher.runner", "--num_gpus", "1"]  # one process on a CPU
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert [row["global_step"] for row in read_jsonl(tmp_path / "metrics.jsonl")] == [1, 2]
