@@ -37,6 +37,8 @@ def drop_reason(chosen: str | None, rejected: str | None, token_lengths, params)
 
 
 def _hint(counts: Counter) -> str:
+    if not counts:
+        return "the teacher and student produced no rows; check the prompts stage's pool"
     worst = counts.most_common(1)[0][0]
     return {
         "empty": "responses are missing: for a teacher without reasoning set stages.teacher.reasoning=false "
