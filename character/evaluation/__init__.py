@@ -1,0 +1,1 @@
+"""Evaluations (paper §3): revealed preferences; robustness, coherence and baselines follow."""
