@@ -131,7 +131,7 @@ def test_rerun_skips_everything_and_a_change_reruns_only_what_follows(finished: 
     statuses = {
         k: v["status"] for k, v in read_json(root / "tiny" / "loving" / "summary.json")["stages"].items()
     }
-    assert [s for s in STAGES if statuses[s] == "ran"] == ["reflection", "sft_data", "sft", "merge"]
+    assert [s for s in STAGES if statuses[s] == "ran"] == ["reflection", "sft_data", "sft", "merge", "eval"]
     assert len(read_jsonl(root / "tiny" / "loving" / "reflection" / "reflections.jsonl")) == 20
 
 

@@ -239,6 +239,28 @@ class MergeStageConfig:
 
 
 @dataclass
+class PreferencesConfig:
+    """Revealed preferences (paper §3.1, App. I)."""
+
+    # WildChat first turns: a dataset id, a local JSONL, or a shipped set (chat_first_turns).
+    prompts: str = "allenai/WildChat-1M"
+    max_prompt_tokens: int = 512  # longer prompts are dropped and counted
+    comparisons: int = 25000  # responses (and judgments) per condition and subject
+    conditions: list[str] = field(default_factory=lambda: ["like", "feel", "random"])
+    bootstrap: int = 200
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_tokens=1024))
+    # the paper's judge: GLM-4.5-Air at temperature 0.1, top_p 0.95
+    judge_sampling: SamplingConfig = field(
+        default_factory=lambda: SamplingConfig(temperature=0.1, max_tokens=2048)
+    )
+
+
+@dataclass
+class EvalStageConfig:
+    preferences: PreferencesConfig = field(default_factory=PreferencesConfig)
+
+
+@dataclass
 class StagesConfig:
     """Parameters of every stage (``stages.<name>.<key>=...`` on the command line)."""
 
@@ -252,6 +274,7 @@ class StagesConfig:
     interaction: InteractionStageConfig = field(default_factory=InteractionStageConfig)
     sft: SftStageConfig = field(default_factory=SftStageConfig)
     merge: MergeStageConfig = field(default_factory=MergeStageConfig)
+    eval: EvalStageConfig = field(default_factory=EvalStageConfig)
 
 
 @dataclass
@@ -281,9 +304,31 @@ class TrainConfig:
     plugin_params: dict[str, Any] = field(default_factory=dict)  # plugin_params.<stage>.<key>
 
 
+@dataclass
+class SubjectConfig:
+    """A model to evaluate: a local folder or hub id, optionally a LoRA adapter folder."""
+
+    name: str = MISSING
+    model: str = MISSING
+    adapter: str | None = None
+
+
+@dataclass
+class EvaluateConfig:
+    """The primary config of ``launchers.evaluate``: any models/adapters, not only runs."""
+
+    subjects: list[SubjectConfig] = MISSING
+    out_dir: str = MISSING
+    seed: int = 0
+    supports_system_role: bool = True
+    preferences: PreferencesConfig = field(default_factory=PreferencesConfig)
+    engines: EnginesConfig = field(default_factory=EnginesConfig)
+
+
 def register_schemas() -> None:
     """Store the schemas in Hydra's ConfigStore; the primary config names ``train_schema``."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)

@@ -1,0 +1,40 @@
+"""The ``eval`` stage: revealed preferences of the base model before and the final model after."""
+
+from __future__ import annotations
+
+from character.evaluation.preferences import Subject, run_preference_eval
+from character.pipeline.engines import engine_factory, stage_seed, trained_model
+from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
+
+
+@register_stage
+class EvalStage(Stage):
+    name = "eval"
+    inputs = ("prepare", "merge")
+    config_keys = ("stages.eval", "engines.student", "engines.judge", "seed")
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from transformers import AutoTokenizer
+
+        base = trained_model(ctx)["path"]
+        subjects = [Subject("before", base), Subject("after", str(ctx.input_dirs["merge"] / "final"))]
+        out_dir = ctx.stage_dir / "preferences"
+        out_dir.mkdir(exist_ok=True)
+        summary = run_preference_eval(
+            subjects,
+            lambda subject: engine_factory(ctx, "student", model_path=subject.model),
+            engine_factory(ctx, "judge"),
+            ctx.cfg.stages.eval.preferences,
+            out_dir,
+            stage_seed(ctx.seed, self.name),
+            AutoTokenizer.from_pretrained(base),
+            ctx.log,
+        )
+        invalid = {
+            f"{s}/{c}": v["invalid_rate"] for s, cs in summary["subjects"].items() for c, v in cs.items()
+        }
+        return StageResult(
+            outputs=[f"preferences/{name}" for name in summary["outputs"]],
+            counts={"prompts": summary["prompts"], "invalid_rate": invalid},
+            metrics={"spearman": summary.get("spearman", {})},
+        )

@@ -1,0 +1,63 @@
+"""Evaluate any models or adapters (not only runs of this library): revealed preferences.
+
+    python -m launchers.evaluate out_dir=evals/x engines.judge.model=JUDGE \
+        'subjects=[{name: before, model: M}, {name: after, model: M, adapter: A}]'
+
+Writes ratings.csv, summary.json and PNG plots into out_dir; reruns resume generation row by row.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from character.config.schema import register_schemas
+from character.engines.factory import build_engine
+from character.errors import CharacterError
+from character.evaluation.preferences import Subject, run_preference_eval
+from character.pipeline.engines import LazyEngine
+
+register_schemas()
+log = logging.getLogger("character.evaluate")
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    from transformers import AutoTokenizer
+
+    if not cfg.engines.judge.model:
+        raise CharacterError(
+            "engines.judge.model is not set: name the judge model (a path, hub id or served name)."
+        )
+    subjects = [Subject(s.name, s.model, s.adapter) for s in cfg.subjects]
+    if len({s.name for s in subjects}) != len(subjects):
+        raise CharacterError(f"subjects need distinct names; got {[s.name for s in subjects]}.")
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    system_role = cfg.supports_system_role
+
+    def subject_engine(subject: Subject) -> LazyEngine:
+        return LazyEngine(lambda: build_engine(cfg.engines.student, subject.model, system_role))
+
+    judge = LazyEngine(lambda: build_engine(cfg.engines.judge, cfg.engines.judge.model, True))
+    tokenizer = AutoTokenizer.from_pretrained(subjects[0].model)
+    return run_preference_eval(
+        subjects, subject_engine, judge, cfg.preferences, out_dir, cfg.seed, tokenizer, log
+    )
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    try:
+        summary = evaluate(cfg)
+    except CharacterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    log.info("wrote %s to %s", ", ".join(summary["outputs"]), cfg.out_dir)
+
+
+if __name__ == "__main__":
+    main()
