@@ -28,6 +28,7 @@ STAGES = [
     "sft_data",
     "sft",
     "merge",
+    "eval",
 ]
 
 
@@ -46,6 +47,8 @@ def test_one_command_leaves_every_artifact_and_a_summary(finished: Path) -> None
     assert summary["stages"]["dpo_data"]["counts"]["kept"] > 0
     assert summary["stages"]["dpo"]["metrics"]["final_loss"] > 0
     assert summary["stages"]["sft"]["metrics"]["final_gpt_loss"] > 0
+    assert summary["stages"]["eval"]["counts"]["invalid_rate"]["after/like"] is not None
+    assert (finished / "eval" / "preferences" / "ratings.csv").exists()
     for path in [
         "prepare/persona.json",
         "dpo_data/train.jsonl",
