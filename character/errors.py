@@ -1,5 +1,13 @@
 """The one exception type the launchers turn into a short message instead of a traceback."""
 
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class CharacterError(Exception):
     """A problem the user can fix (bad config, missing weights, gated persona, ...).
@@ -8,3 +16,12 @@ class CharacterError(Exception):
     launchers print it and exit non-zero, so users never have to read a stack trace to learn that
     they misspelled a persona name.
     """
+
+
+def exit_on_user_error(action: Callable[[], T]) -> T:
+    """Run a launcher's work; a ``CharacterError`` becomes ``error: ...`` on stderr and exit 2."""
+    try:
+        return action()
+    except CharacterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -9,7 +9,6 @@ Writes ratings.csv, summary.json and PNG plots into out_dir; reruns resume gener
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
@@ -17,7 +16,7 @@ from omegaconf import DictConfig
 
 from character.config.schema import register_schemas
 from character.engines.factory import build_engine
-from character.errors import CharacterError
+from character.errors import CharacterError, exit_on_user_error
 from character.evaluation.preferences import Subject, run_preference_eval
 from character.pipeline.engines import LazyEngine
 
@@ -51,11 +50,7 @@ def evaluate(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    try:
-        summary = evaluate(cfg)
-    except CharacterError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    summary = exit_on_user_error(lambda: evaluate(cfg))
     log.info("wrote %s to %s", ", ".join(summary["outputs"]), cfg.out_dir)
 
 

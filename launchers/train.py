@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import importlib
 import logging
-import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from character.config.schema import register_schemas
 from character.config.validate import validate_train_config
-from character.errors import CharacterError
+from character.errors import CharacterError, exit_on_user_error
 from character.models.resolve import resolve_model_path
 from character.pipeline import builtin  # noqa: F401  (registers the built-in stages)
 from character.pipeline.runner import PipelineRunner
@@ -47,11 +46,7 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    try:
-        summary = train(cfg)
-    except CharacterError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    summary = exit_on_user_error(lambda: train(cfg))
     log.info(
         "finished %s/%s: %s",
         cfg.model.name,
