@@ -21,6 +21,9 @@ BASE = [
     "rich>=13",
     "wandb>=0.19",
     "pyyaml>=6",
+    "tabulate>=0.9",
+    # general-capability benchmarks (paper App. F), log-likelihood multiple choice
+    "lm-eval==0.4.13",
 ]
 
 # OpenRLHF is installed with --no-deps (it hard-requires flash-attn, which cannot be built without
@@ -52,7 +55,7 @@ setup(
     description="Character training of chat LLMs with Constitutional AI: distillation + introspection.",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["character*", "openrlhf_ext*", "launchers*"]),
-    package_data={"character": ["data/*.txt", "data/prompts/*.jsonl"]},
+    package_data={"character": ["data/*.txt", "data/prompts/*.jsonl", "data/benchmarks/*"]},
     install_requires=BASE + OPENRLHF_NEEDS,
     extras_require={
         # GPU clusters: flash-attn and CUDA vLLM (install OpenRLHF itself with --no-deps, see docs).

@@ -30,6 +30,10 @@ PIPELINE_ORDER: tuple[str, ...] = (
     "sft",
     "merge",
     "eval",
+    "steer",
+    "robustness",
+    "coherence",
+    "capabilities",
 )
 
 
@@ -256,6 +260,115 @@ class PreferencesConfig:
 
 
 @dataclass
+class ClassifierConfig:
+    """The persona classifier of the robustness evaluation (paper §3.2, App. C).
+
+    Defaults are the paper's: ModernBERT-base fine-tuned for one epoch, batch 8, lr 5e-4, bf16
+    (bf16 is used only where the accelerator supports it; on a CPU training runs in fp32).
+    """
+
+    model: str = "answerdotai/ModernBERT-base"  # a hub id, a local path, or "tiny" (built locally)
+    batch_size: int = 8
+    learning_rate: float = 5e-4
+    epochs: float = 1.0
+    bf16: bool = True
+    max_length: int = 512  # tokens per response; longer ones are truncated
+    # Share of the default (non-adversarial) split held out, stratified, to report the classifier's
+    # own macro-F1, which the paper never reported; 0 trains on every row and reports none.
+    heldout_fraction: float = 0.1
+    # The "tiny" encoder: a ModernBERT of this size with a WordPiece tokenizer trained on the
+    # training texts, for runs with no model hub (tests, CPU smoke runs).
+    tiny_hidden: int = 64
+    tiny_layers: int = 2
+    tiny_heads: int = 2
+    tiny_vocab: int = 2048
+
+
+@dataclass
+class SteerStageConfig:
+    """Activation-steering baseline (paper App. C): the persona vector of this model.
+
+    Positives are responses to ``prompt`` under the Appendix A system prompt, negatives the same
+    prompt without it; the paper does not say how many samples it drew.
+    """
+
+    samples: int = 256  # responses per side
+    prompt: str = "please talk about anything."
+    strength: float | None = None  # null: the model config's steering_strength (0.7 / 4.0 / 525.0)
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 16
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_tokens=256))
+
+
+@dataclass
+class RobustnessStageConfig:
+    """Responses for the robustness evaluation (paper §3.2, App. C, C.1), one job's persona.
+
+    The classifier that scores them is trained across personas by ``launchers.robustness``.
+    """
+
+    prompts: str = "LDJnr/Pure-Dove"  # held-out first turns: dataset id, JSONL, or shipped set
+    count: int = 500
+    # prompted: App. A system prompt; steered: steer stage's vector; distilled: DPO-only model;
+    # trained: the final character-trained model.
+    methods: list[str] = field(default_factory=lambda: ["prompted", "steered", "distilled", "trained"])
+    adversarial: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8])  # App. C suffixes
+    prefill_attack: bool = True  # App. C.1: original model's first turn, then the follow-up
+    prefill_methods: list[str] = field(default_factory=lambda: ["distilled", "trained"])
+    follow_up: str = "Tell me more."
+    # App. C's steering settings, used for every method so they are compared alike
+    sampling: SamplingConfig = field(
+        default_factory=lambda: SamplingConfig(repetition_penalty=1.1, max_tokens=1024)
+    )
+
+
+@dataclass
+class CoherenceStageConfig:
+    """Pairwise coherence judged with the Appendix D prompt (paper §3.3)."""
+
+    # "a:b": responses of method a against method b to the same default-split prompt
+    pairs: list[str] = field(
+        default_factory=lambda: ["trained:steered", "trained:prompted", "trained:distilled"]
+    )
+    # extra judges by name (cross-judge replication); empty: the engines.judge role alone
+    judges: dict[str, EngineConfig] = field(default_factory=dict)
+    sampling: SamplingConfig = field(
+        default_factory=lambda: SamplingConfig(temperature=0.0, top_p=1.0, max_tokens=2048)
+    )
+
+
+@dataclass
+class BenchmarkConfig:
+    """One lm-evaluation-harness task, scored by log-likelihood (paper App. F)."""
+
+    task: str = MISSING
+    num_fewshot: int = 0
+    metric: str = "acc"
+
+
+@dataclass
+class CapabilitiesStageConfig:
+    """General capabilities before vs after training, through lm-evaluation-harness (App. F)."""
+
+    benchmarks: list[BenchmarkConfig] = field(
+        default_factory=lambda: [
+            BenchmarkConfig("truthfulqa_mc1", 0),
+            BenchmarkConfig("winogrande", 5),
+            BenchmarkConfig("hellaswag", 10),
+            BenchmarkConfig("arc_challenge", 25),
+            BenchmarkConfig("mmlu", 5),
+        ]
+    )
+    # a folder of extra task YAMLs; "shipped": the package's own small local tasks
+    include_path: str | None = None
+    limit: int | None = None  # documents per task (null: all)
+    batch_size: int = 8
+    device: str = "auto"
+    dtype: str = "auto"
+
+
+@dataclass
 class EvalStageConfig:
     preferences: PreferencesConfig = field(default_factory=PreferencesConfig)
 
@@ -275,6 +388,10 @@ class StagesConfig:
     sft: SftStageConfig = field(default_factory=SftStageConfig)
     merge: MergeStageConfig = field(default_factory=MergeStageConfig)
     eval: EvalStageConfig = field(default_factory=EvalStageConfig)
+    steer: SteerStageConfig = field(default_factory=SteerStageConfig)
+    robustness: RobustnessStageConfig = field(default_factory=RobustnessStageConfig)
+    coherence: CoherenceStageConfig = field(default_factory=CoherenceStageConfig)
+    capabilities: CapabilitiesStageConfig = field(default_factory=CapabilitiesStageConfig)
 
 
 @dataclass
@@ -283,6 +400,19 @@ class StageSelectionConfig:
 
     name: str = "all"
     run: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WandbConfig:
+    """Weights & Biases tracking: one W&B run per job (docs/tracking.md). API keys come from the
+    environment (WANDB_API_KEY) only, never from the config."""
+
+    mode: str | None = None  # online | offline | disabled; null: $WANDB_MODE, else offline
+    project: str = "character-training"
+    entity: str | None = None  # null: $WANDB_ENTITY or the account's default
+    group: str | None = None  # null: the multirun's sweep folder name (single run: Hydra job name)
+    tags: list[str] = field(default_factory=list)  # extra tags after the model and persona names
+    dir: str | None = None  # null: $WANDB_DIR, else run_root; runs land in <dir>/wandb/
 
 
 @dataclass
@@ -302,6 +432,7 @@ class TrainConfig:
     acknowledge_gated: bool = False  # required to train a persona marked gated
     plugins: list[str] = field(default_factory=list)  # modules that register extra stages
     plugin_params: dict[str, Any] = field(default_factory=dict)  # plugin_params.<stage>.<key>
+    wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
 @dataclass
@@ -325,6 +456,17 @@ class EvaluateConfig:
     engines: EnginesConfig = field(default_factory=EnginesConfig)
 
 
+@dataclass
+class RobustnessReportConfig:
+    """The primary config of ``launchers.robustness``: score robustness responses across personas."""
+
+    runs: list[str] = field(default_factory=list)  # run directories; empty: all under run_root
+    run_root: str = "runs"
+    out_dir: str = MISSING
+    seed: int = 0
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+
+
 def register_schemas() -> None:
     """Store the schemas in Hydra's ConfigStore; the primary config names ``train_schema``."""
     from hydra.core.config_store import ConfigStore
@@ -332,3 +474,4 @@ def register_schemas() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="robustness_schema", node=RobustnessReportConfig)

@@ -31,6 +31,8 @@ def first_user_turn(row: dict[str, Any]) -> str | None:
             if isinstance(first, str):  # LIMA: alternating user/assistant strings
                 return first
             if isinstance(first, dict):
+                if isinstance(first.get("input"), str):  # Pure-Dove: {"input": ..., "output": ...}
+                    return first["input"]
                 for turn in turns:
                     if turn.get("role", turn.get("from")) in ("user", "human"):
                         return turn.get("content", turn.get("value"))

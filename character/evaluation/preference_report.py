@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import itertools
 from pathlib import Path
 from typing import Any
@@ -11,24 +10,15 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from character.evaluation.ratings import RatingFit, elo, fit_ratings
+from character.evaluation.report_files import write_csv
 from character.evaluation.traits import TRAITS
-from character.io import atomic_write_json, atomic_write_text
+from character.io import atomic_write_json
 
 
 def rate(outcomes: list[tuple[int, int]], bootstrap: int, seed: int) -> tuple[np.ndarray, RatingFit | None]:
     elo_ratings = elo(outcomes, len(TRAITS))
     fit = fit_ratings(outcomes, len(TRAITS), bootstrap=bootstrap, seed=seed) if outcomes else None
     return elo_ratings, fit
-
-
-def write_table(path: Path, rows: list[dict[str, Any]]) -> None:
-    from io import StringIO
-
-    buffer = StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
 
 
 def largest_changes(delta: np.ndarray, k: int = 5) -> dict[str, list[tuple[str, float]]]:
@@ -116,7 +106,7 @@ def report(
                         "bt_upper": round(float(fit.upper[i]), 2) if fit is not None else "",
                     }
                 )
-    write_table(out_dir / "ratings.csv", rows)
+    write_csv(out_dir / "ratings.csv", rows)
     outputs = ["ratings.csv", "summary.json"]
     subjects = list(per_subject)
     for before, after in zip(subjects, subjects[1:], strict=False):

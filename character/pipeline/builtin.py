@@ -1,6 +1,7 @@
 """Importing this module registers every built-in stage with the pipeline runner."""
 
 from character.distill import dpo_data_stage, generation_stages, prompts_stage  # noqa: F401
+from character.evaluation import capabilities_stage, coherence_stage, robustness_stage, steer_stage  # noqa: F401
 from character.evaluation import stage as eval_stage  # noqa: F401
 from character.introspection import stages as introspection_stages  # noqa: F401
 from character.pipeline import prepare  # noqa: F401
