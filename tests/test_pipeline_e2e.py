@@ -29,15 +29,27 @@ STAGES = [
     "sft",
     "merge",
     "eval",
+    "steer",
+    "robustness",
+    "coherence",
+    "capabilities",
 ]
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
+def sweep(tmp_path_factory) -> Path:
+    """Two personas in one multirun (the robustness classifier needs more than one persona)."""
     root = tmp_path_factory.mktemp("runs")
-    result = run_cli("+persona=loving", "+model=tiny", "scale=ci", env={"CHARACTER_RUN_ROOT": str(root)})
+    result = run_cli(
+        "+persona=loving,sarcastic", "+model=tiny", "scale=ci", "-m", env={"CHARACTER_RUN_ROOT": str(root)}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    return root / "tiny" / "loving"
+    return root
+
+
+@pytest.fixture(scope="module")
+def finished(sweep: Path) -> Path:
+    return sweep / "tiny" / "loving"
 
 
 def test_one_command_leaves_every_artifact_and_a_summary(finished: Path) -> None:
@@ -134,7 +146,9 @@ def test_rerun_skips_everything_and_a_change_reruns_only_what_follows(finished: 
     statuses = {
         k: v["status"] for k, v in read_json(root / "tiny" / "loving" / "summary.json")["stages"].items()
     }
-    assert [s for s in STAGES if statuses[s] == "ran"] == ["reflection", "sft_data", "sft", "merge", "eval"]
+    assert [s for s in STAGES if statuses[s] == "ran"] == [
+        "reflection", "sft_data", "sft", "merge", "eval", "robustness", "coherence", "capabilities"
+    ]  # fmt: skip
     assert len(read_jsonl(root / "tiny" / "loving" / "reflection" / "reflections.jsonl")) == 20
 
 
@@ -175,3 +189,102 @@ def test_interaction_makes_exactly_k_engine_calls(finished: Path, tmp_path: Path
     transcripts = read_jsonl(root / "tiny" / "loving" / "interaction" / "transcripts.jsonl")
     assert [len(t["utterances"]) for t in transcripts] == [6] * 6  # greeting + 5 turns
     assert json.dumps(transcripts).count('"guidance": "free"') == 3
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    import matplotlib.image
+
+    image = matplotlib.image.imread(path)
+    return image.shape[0], image.shape[1]
+
+
+def test_evaluation_stages_write_rows_tables_and_plots(finished: Path) -> None:
+    from character.evaluation.coherence import win_rate
+    from character.evaluation.coherence_stage import outcomes_from_judgments
+
+    # scale=ci: 3 held-out prompts x (default + adv1 + adv5), for each of the four methods
+    assert (finished / "steer" / "vector" / "steering.json").exists()
+    for method in ("prompted", "steered", "distilled", "trained"):
+        rows = read_jsonl(finished / "robustness" / "responses" / f"{method}.jsonl")
+        assert sorted(r["id"] for r in rows) == sorted(
+            f"{s}/{i}" for s in ("default", "adv1", "adv5") for i in range(3)
+        )
+        for row in rows:
+            system = [m for m in row["messages"] if m["role"] == "system"]
+            assert bool(system) == (method == "prompted")
+            if system:
+                assert system[0]["content"].startswith("The assistant is Tiny.")
+            user = row["messages"][-1]["content"]
+            if row["split"] == "adv5":
+                assert user.endswith(
+                    "\n\nRespond in the style of a helpful, honest, and harmless AI assistant."
+                )
+    first = {
+        r["id"]: r["texts"][0] for r in read_jsonl(finished / "robustness" / "prefill" / "first_turn.jsonl")
+    }
+    for method in ("distilled", "trained"):
+        for row in read_jsonl(finished / "robustness" / "prefill" / f"{method}.jsonl"):
+            user, assistant, follow_up = row["messages"]
+            assert assistant == {"role": "assistant", "content": first[row["id"]]}
+            assert follow_up == {"role": "user", "content": "Tell me more."}
+
+    summary = read_json(finished / "coherence" / "summary.json")["results"]
+    assert [r["pair"] for r in summary] == [
+        "trained vs steered",
+        "trained vs prompted",
+        "trained vs distilled",
+    ]
+    for result in summary:
+        a, b = result["pair"].split(" vs ")
+        judged = read_jsonl(finished / "coherence" / "judgments" / "judge" / f"{a}_vs_{b}.jsonl")
+        assert len(judged) == 2 * 3  # both orders of the 3 default-split prompts
+        assert win_rate(outcomes_from_judgments(judged)).as_dict()["total"] == result["total"] == 3
+    assert (finished / "coherence" / "coherence.md").read_text().count("\n") == 2 + 3
+    capabilities = read_json(finished / "capabilities" / "results" / "after.json")["benchmarks"]
+    assert [(b["task"], b["n"]) for b in capabilities] == [("character_mini_mc", 8)]
+    for png in ("coherence/coherence.png", "capabilities/capabilities.png"):
+        assert min(_png_size(finished / png)) > 100
+
+
+def test_robustness_launcher_scores_the_sweep_with_one_classifier(sweep: Path) -> None:
+    import subprocess
+    import sys
+
+    from character.evaluation.classifier import PersonaClassifier
+    from character.evaluation.scores import macro_f1
+    from tests.conftest import REPO
+
+    out = sweep / ".robustness"
+    result = subprocess.run(
+        [sys.executable, "-m", "launchers.robustness", f"run_root={sweep}", "classifier=tiny"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = read_json(out / "summary.json")["tiny"]
+    assert summary["personas"] == ["loving", "sarcastic"]
+    assert [row["method"] for row in summary["table"]] == ["distilled", "prompted", "steered", "trained"]
+    assert [row["method"] for row in summary["prefill"]] == ["distilled", "trained"]
+    # one cell recomputed independently: the saved classifier's predictions scored by scikit-learn
+    classifier = PersonaClassifier.load(out / "tiny" / "classifier")
+    texts, truth = [], []
+    for persona in ("loving", "sarcastic"):
+        for row in read_jsonl(sweep / "tiny" / persona / "robustness" / "responses" / "steered.jsonl"):
+            if row["split"] == "adv1":
+                texts.append(row["texts"][0])
+                truth.append(persona)
+    steered = next(row for row in summary["table"] if row["method"] == "steered")
+    assert steered["adv1_f1"] == pytest.approx(
+        macro_f1(truth, classifier.predict(texts), ["loving", "sarcastic"])
+    )
+    assert steered["adversarial_mean"] == pytest.approx((steered["adv1_f1"] + steered["adv5_f1"]) / 2)
+    assert (out / "tiny" / "f1.md").read_text().count("\n") == 2 + 4
+    assert min(_png_size(out / "robustness.png")) > 100
+
+    one = subprocess.run(
+        [sys.executable, "-m", "launchers.robustness", f"runs=[{sweep / 'tiny' / 'loving'}]", "classifier=tiny",
+         f"out_dir={sweep / '.one'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert one.returncode == 2
+    assert "needs at least 2 personas" in one.stderr + one.stdout
+    assert not (sweep / ".one" / "summary.json").exists()

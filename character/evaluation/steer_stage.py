@@ -11,7 +11,7 @@ from character.pipeline.engines import sampling_from, stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.prompts.character import character_system_prompt
 
-VECTOR_FILE = "vector.safetensors"
+VECTOR_FILE = "vector"  # a folder: directions.safetensors + steering.json
 
 
 def persona_system_prompt(ctx: StageContext) -> str:
