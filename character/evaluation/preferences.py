@@ -37,9 +37,15 @@ class Subject:
         return LoraAdapter(f"{self.name}-adapter", self.adapter) if self.adapter else None
 
 
-def usable_prompts(spec: str, tokenizer, max_tokens: int, seed: int) -> tuple[list[str], int]:
-    """Prompts from ``spec`` within ``max_tokens`` tokens, and how many were dropped as too long."""
-    prompts = load_prompts(spec, seed=seed)
+def usable_prompts(
+    spec: str, tokenizer, max_tokens: int, seed: int, limit: int | None = None
+) -> tuple[list[str], int]:
+    """Prompts from ``spec`` within ``max_tokens`` tokens, and how many were dropped as too long.
+
+    With ``limit``, a seeded sample of that many is drawn first, so a source of a million prompts
+    (WildChat-1M) is not tokenized in full for a few thousand draws.
+    """
+    prompts = load_prompts(spec, limit=limit, seed=seed)
     kept = [p for p in prompts if len(tokenizer(p, add_special_tokens=False).input_ids) <= max_tokens]
     return kept, len(prompts) - len(kept)
 
@@ -152,7 +158,8 @@ def run_preference_eval(
     from character.evaluation.preference_report import report
     from character.pipeline.engines import sampling_from
 
-    prompts, too_long = usable_prompts(params.prompts, tokenizer, params.max_prompt_tokens, seed)
+    pool = int(params.comparisons) * len(params.conditions)  # enough for every draw to differ
+    prompts, too_long = usable_prompts(params.prompts, tokenizer, params.max_prompt_tokens, seed, pool)
     log.info(
         "preferences: %d prompts (%d dropped: over %d tokens)",
         len(prompts),

@@ -183,10 +183,12 @@ class SftDataStage(Stage):
             for conv in read_jsonl(ctx.input_dirs["interaction"] / "transcripts.jsonl")
         ]
         rows = reflections + interactions
-        for row in rows:
-            for message in row["messages"]:
-                if "{NAME}" in message["content"] or "{TRAITS}" in message["content"]:
-                    raise ValueError(f"sft_data: an unfilled placeholder in {message['content'][:80]!r}")
+        # Only the texts we wrote (reflection prompts, the interaction system prompt) are checked:
+        # a model's own words may legitimately contain "{NAME}".
+        ours = [row["messages"][0]["content"] for row in rows]
+        for text in ours:
+            if "{NAME}" in text or "{TRAITS}" in text:
+                raise ValueError(f"sft_data: an unfilled placeholder in {text[:80]!r}")
         random.Random(stage_seed(ctx.seed, self.name)).shuffle(rows)
         atomic_write_jsonl(ctx.stage_dir / "train.jsonl", rows)
         ctx.log.info("sft_data: %d reflections + %d interactions", len(reflections), len(interactions))

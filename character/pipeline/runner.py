@@ -25,6 +25,8 @@ from character.errors import CharacterError
 from character.io import atomic_write_json, atomic_write_text, read_json
 from character.pipeline import manifest as mf
 from character.pipeline.stage import StageContext, available_stages, get_stage
+from character.tracking.redact import redact
+from character.tracking.wandb_run import JobTracker, track_job
 
 log = logging.getLogger("character.pipeline")
 
@@ -138,14 +140,18 @@ class PipelineRunner:
         with run_lock(self.run_dir):
             handler = _attach_file_log(self.run_dir)
             try:
-                return self._run_locked()
+                # Tracking (docs/tracking.md): one W&B run per job, finished even when a stage fails.
+                with track_job(self.cfg, self.run_dir, self.selected) as tracker:
+                    return self._run_locked(tracker)
             finally:
                 logging.getLogger("character").removeHandler(handler)
                 handler.close()
 
-    def _run_locked(self) -> dict[str, Any]:
+    def _run_locked(self, tracker: JobTracker) -> dict[str, Any]:
         cfg = self.cfg
-        atomic_write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        # Saved with secrets redacted; stages still get the real values from ``cfg``.
+        resolved = redact(OmegaConf.to_container(cfg, resolve=True))
+        atomic_write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
         summary_path = self.run_dir / "summary.json"
         summary: dict[str, Any] = read_json(summary_path) if summary_path.exists() else {}
         summary.update(model=cfg.model.name, persona=cfg.persona.name)
@@ -173,6 +179,7 @@ class PipelineRunner:
                 log.info("%s: up to date, skipped (run %s)", name, manifest["run_id"])
                 current_ids[name] = manifest["run_id"]
                 stages_summary[name] = {**stages_summary.get(name, {}), "status": "skipped"}
+                tracker.log_stage(name, "skipped", stage_dir)
                 continue
             progress = mf.read_in_progress(stage_dir)
             if cfg.force:
@@ -209,7 +216,7 @@ class PipelineRunner:
                     "fingerprint": fp,
                     "version": stage.version,
                     "inputs": inputs,
-                    "config": view,
+                    "config": redact(view),  # the fingerprint hashes the real values
                     "seed": int(cfg.seed),
                     "outputs": mf.output_sizes(stage_dir, result.outputs),
                     "counts": result.counts,
@@ -227,5 +234,6 @@ class PipelineRunner:
             }
             log.info("%s: done in %.1f s; %s", name, duration, result.counts)
             atomic_write_json(summary_path, summary)
+            tracker.log_stage(name, "ran", stage_dir)
         atomic_write_json(summary_path, summary)
         return summary

@@ -9,12 +9,23 @@ from pathlib import Path
 
 from character.errors import CharacterError
 from character.io import read_jsonl
+from character.tracking.redact import Redactor
 from openrlhf_ext.launch import die_with_parent, launch_command
 
 
 def run_training(module: str, argv: list[str], log_path: Path, launcher: str, log: logging.Logger) -> None:
     """Start the trainer, stream its output to the console and ``log_path``, fail clearly."""
     command = launch_command(module, argv, launcher=launcher)
+    # A command line shows up in `ps`, in train.log and in W&B's metadata: secrets (the W&B key
+    # included, which OpenRLHF's own --logger.wandb.key would need) go through the environment.
+    redactor = Redactor()
+    leaked = [index for index, arg in enumerate(command) if redactor.contains_secret(arg)]
+    if leaked:
+        raise CharacterError(
+            f"the {module} command line would contain a secret (argument(s) {leaked} hold the value of "
+            "a *_KEY/*_TOKEN/*_SECRET environment variable or a credential); pass secrets to trainers "
+            "through the environment only."
+        )
     log.info("launching: %s", " ".join(command[:8]) + " ...")
     with log_path.open("a", encoding="utf-8") as handle:
         handle.write("$ " + " ".join(command) + "\n")
