@@ -2,6 +2,11 @@
 
 OpenRLHF renames flags between minor versions (0.11 moved to dotted names); keeping the mapping
 here means a version change touches this file only.
+
+No ``--logger.wandb.*`` flags: OpenRLHF starts W&B only when ``--logger.wandb.key`` carries the API
+key on the command line, and logs all of its arguments (the key included) as the run's config.
+The trainers write every step to ``--logger.metrics_file`` instead, and the pipeline logs that
+file into the job's own W&B run (character/tracking, docs/tracking.md).
 """
 
 from __future__ import annotations
