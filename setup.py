@@ -19,7 +19,8 @@ BASE = [
     "scikit-learn>=1.4",
     "tqdm>=4.66",
     "rich>=13",
-    "wandb>=0.19",
+    "wandb>=0.19.10",  # reinit="finish_previous"
+    "pandas>=2.1",
     "pyyaml>=6",
     "tabulate>=0.9",
     # general-capability benchmarks (paper App. F), log-likelihood multiple choice

@@ -1,0 +1,28 @@
+"""The config of ``python -m launchers.compare`` (conf/compare.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from omegaconf import MISSING
+
+
+@dataclass
+class CompareConfig:
+    """Where the runs come from (any of the three sources, combined) and what to compare."""
+
+    runs: list[str] = field(default_factory=list)  # run directories or run roots
+    wandb_offline: list[str] = field(default_factory=list)  # offline-run-* dirs or folders of them
+    wandb_project: str | None = None  # a W&B project on a server (online, through wandb.Api)
+    wandb_entity: str | None = None
+    wandb_group: str | None = None  # only the runs of this group (W&B sources)
+    metrics: list[str] = field(default_factory=list)  # names or globs of <stage>/<metric>; empty: all
+    counts: bool = False  # also compare stage counts (<stage>/counts/<name>)
+    plots: bool = True
+    out_dir: str = MISSING
+
+
+def register_compare_schema() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="compare_schema", node=CompareConfig)

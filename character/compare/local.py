@@ -1,0 +1,58 @@
+"""Runs from local run directories (``<run_root>/<model>/<persona>/``).
+
+Values come from each finished stage's manifest (the record of what its current output holds),
+for the stages listed in ``summary.json``; a stage without a manifest is unfinished and has
+nothing to compare.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from character.compare.records import RunRecord
+from character.errors import CharacterError
+from character.io import read_json
+from character.pipeline import manifest as mf
+from character.tracking.keys import stage_values
+
+SUMMARY = "summary.json"
+
+
+def find_run_dirs(path: str | Path) -> list[Path]:
+    """``path`` itself when it is a run directory, else the run directories of a run root."""
+    path = Path(path)
+    if (path / SUMMARY).is_file():
+        return [path]
+    found = sorted(summary.parent for summary in path.glob(f"*/*/{SUMMARY}"))
+    if not found:
+        raise CharacterError(
+            f"{path} is not a run directory or a run root: expected {path / SUMMARY} or "
+            f"<model>/<persona>/{SUMMARY} under it (what launchers.train writes)."
+        )
+    return found
+
+
+def read_run_dir(run_dir: Path) -> RunRecord:
+    summary_path = run_dir / SUMMARY
+    summary = read_json(summary_path)
+    if not isinstance(summary, dict) or "model" not in summary or "persona" not in summary:
+        raise CharacterError(
+            f"{summary_path} has no model and persona; expected the summary.json of launchers.train."
+        )
+    values: dict[str, object] = {}
+    for stage, entry in summary.get("stages", {}).items():
+        manifest = mf.read_manifest(run_dir / stage)
+        if manifest is not None:
+            values.update(stage_values(stage, entry.get("status", "ran"), manifest))
+    return RunRecord(
+        model=str(summary["model"]),
+        persona=str(summary["persona"]),
+        values=values,
+        source=str(run_dir),
+        time=summary_path.stat().st_mtime,
+    )
+
+
+def read_local_runs(paths: list[str]) -> list[RunRecord]:
+    run_dirs = {run_dir.resolve() for path in paths for run_dir in find_run_dirs(path)}
+    return [read_run_dir(run_dir) for run_dir in sorted(run_dirs)]

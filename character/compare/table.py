@@ -1,0 +1,95 @@
+"""The persona x model comparison: which metrics, in what order, as tables.
+
+One wide frame (a row per run, a column per ``<stage>/<metric>``) is the CSV; for reading, each
+metric becomes its own persona x model table, as the paper's tables put personas in rows.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from character.compare.records import RunRecord
+from character.config.schema import PIPELINE_ORDER
+from character.errors import CharacterError
+from character.tracking.keys import comparable, match_patterns
+
+ID_COLUMNS = ["persona", "model"]
+
+
+def _stage_order(metric: str) -> tuple[int, str]:
+    stage = metric.split("/", 1)[0]
+    index = PIPELINE_ORDER.index(stage) if stage in PIPELINE_ORDER else len(PIPELINE_ORDER)
+    return index, metric
+
+
+def select_metrics(available: set[str], patterns: list[str]) -> list[str]:
+    """Metrics named by ``patterns`` (globs such as ``dpo/final_*``), or all; in pipeline order."""
+    if not available:
+        raise CharacterError(
+            "the runs hold no numeric stage metrics to compare; expected finished stages with "
+            "metrics (set counts=true to compare stage counts as well)."
+        )
+    if not patterns:
+        return sorted(available, key=_stage_order)
+    matches = match_patterns(patterns, available)
+    unknown = [pattern for pattern, names in matches.items() if not names]
+    if unknown:
+        shown = sorted(available, key=_stage_order)
+        raise CharacterError(
+            f"metrics lists {unknown}, which match(es) no metric of the runs; expected names or glob "
+            f"patterns of: {shown[:40]}{' ...' if len(shown) > 40 else ''}."
+        )
+    picked = {name for names in matches.values() for name in names}
+    return sorted(picked, key=_stage_order)
+
+
+def comparison_frame(records: list[RunRecord], patterns: list[str], counts: bool = False) -> pd.DataFrame:
+    """A row per run (persona, model) and a column per selected metric; NaN where a run lacks it."""
+    rows = [
+        {"persona": r.persona, "model": r.model, "source": r.source, **comparable(r.values, counts=counts)}
+        for r in records
+    ]
+    frame = pd.DataFrame(rows)
+    available = {column for column in frame.columns if column not in (*ID_COLUMNS, "source")}
+    metrics = select_metrics(available, patterns)
+    return frame[ID_COLUMNS + metrics + ["source"]].sort_values(ID_COLUMNS).reset_index(drop=True)
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    return [column for column in frame.columns if column not in (*ID_COLUMNS, "source")]
+
+
+def pivot(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Persona rows x model columns of one metric."""
+    table = frame.pivot(index="persona", columns="model", values=metric)
+    table.columns.name = None
+    return table
+
+
+def format_value(value: float) -> str:
+    return "" if pd.isna(value) else f"{value:.4g}"
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table, numbers right-aligned, 4 significant digits."""
+    header = [table.index.name or "", *map(str, table.columns)]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join([":---", *["---:"] * len(table.columns)]) + "|",
+    ]
+    for index, row in table.iterrows():
+        lines.append("| " + " | ".join([str(index), *map(format_value, row.tolist())]) + " |")
+    return "\n".join(lines)
+
+
+def markdown_report(frame: pd.DataFrame, sources: list[str]) -> str:
+    """Every metric as a persona x model table, with a heading naming the metric."""
+    personas, models = frame["persona"].nunique(), frame["model"].nunique()
+    parts = [
+        f"# Persona x model comparison: {len(frame)} runs ({personas} personas x {models} models)",
+        "",
+        "Sources: " + ", ".join(sources),
+    ]
+    for metric in metric_columns(frame):
+        parts += ["", f"## {metric}", "", markdown_table(pivot(frame, metric))]
+    return "\n".join(parts) + "\n"
