@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -19,9 +20,16 @@ class CharacterError(Exception):
 
 
 def exit_on_user_error(action: Callable[[], T]) -> T:
-    """Run a launcher's work; a ``CharacterError`` becomes ``error: ...`` on stderr and exit 2."""
+    """Run a launcher's work; a ``CharacterError`` becomes ``error: ...`` on stderr and exit 2.
+
+    Inside a submitit job (SLURM or submitit_local) the error is raised instead: submitit records
+    an exception as the job's result, whereas a bare exit leaves no result and the launcher that
+    waits for it would wait forever.
+    """
     try:
         return action()
     except CharacterError as error:
         print(f"error: {error}", file=sys.stderr)
+        if os.environ.get("SUBMITIT_EXECUTOR"):
+            raise
         sys.exit(2)

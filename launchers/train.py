@@ -17,7 +17,6 @@ from character.config.schema import register_schemas
 from character.config.validate import validate_train_config
 from character.errors import CharacterError, exit_on_user_error
 from character.models.resolve import resolve_model_path
-from character.pipeline import builtin  # noqa: F401  (registers the built-in stages)
 from character.pipeline.runner import PipelineRunner
 
 register_schemas()
@@ -37,6 +36,9 @@ def _load_plugins(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig) -> dict:
     """Validate, then run the selected stages; nothing is written before validation passes."""
+    # Imported here, not at module level: a submitit job runs a pickled copy of this function
+    # without executing this module, and the import is what registers the built-in stages.
+    from character.pipeline import builtin  # noqa: F401
     validate_train_config(cfg)
     _load_plugins(cfg)
     runner = PipelineRunner(cfg)
