@@ -85,6 +85,9 @@ class EngineConfig:
     seed: int = 0
     # vllm
     tensor_parallel_size: int = 1
+    # vllm / transformers: copies of the engine in their own processes, each on
+    # tensor_parallel_size GPUs, sharing every batch (character/engines/replicated.py)
+    data_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
     enforce_eager: bool = False
     max_model_len: int | None = None

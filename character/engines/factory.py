@@ -16,6 +16,14 @@ def build_engine(engine_cfg: DictConfig, model_path: str, supports_system_role: 
     ``model_path`` is the model being trained (used when the role names no model of its own) and
     ``supports_system_role`` that model's template quirk (used unless the role overrides it).
     """
+    replicas = int(engine_cfg.get("data_parallel_size", 1) or 1)
+    if replicas > 1 and engine_cfg.backend in ("vllm", "transformers"):
+        from omegaconf import OmegaConf
+
+        from character.engines.replicated import ReplicatedEngine
+
+        config = OmegaConf.to_container(engine_cfg, resolve=True)
+        return ReplicatedEngine(config, model_path, supports_system_role, replicas)
     model = engine_cfg.model or model_path
     system_role = (
         supports_system_role if engine_cfg.supports_system_role is None else engine_cfg.supports_system_role
