@@ -39,6 +39,7 @@ def train(cfg: DictConfig) -> dict:
     # Imported here, not at module level: a submitit job runs a pickled copy of this function
     # without executing this module, and the import is what registers the built-in stages.
     from character.pipeline import builtin  # noqa: F401
+
     validate_train_config(cfg)
     _load_plugins(cfg)
     runner = PipelineRunner(cfg)
