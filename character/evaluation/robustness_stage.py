@@ -20,7 +20,7 @@ from character.engines.base import Engine
 from character.engines.batch import BatchItem, row_seed, run_batch
 from character.errors import CharacterError
 from character.evaluation.adversarial import DEFAULT_SPLIT, apply_split, split_names
-from character.evaluation.steer_stage import VECTOR_FILE, persona_system_prompt
+from character.evaluation.steer_stage import VECTOR_FILE, base_model_engine, persona_system_prompt
 from character.io import atomic_write_json, read_jsonl
 from character.pipeline.engines import LazyEngine, engine_factory, sampling_from, stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
@@ -40,19 +40,12 @@ def method_model(ctx: StageContext, method: str) -> str:
 
 def steered_engine(ctx: StageContext) -> Engine:
     """The base model on the transformers backend with the persona vector hooked in."""
-    from character.engines.transformers_engine import TransformersEngine
     from character.evaluation.steered_engine import SteeredEngine
     from character.evaluation.steering import SteeringVector
 
     params = ctx.cfg.stages.steer
     strength = ctx.cfg.model.steering_strength if params.strength is None else params.strength
-    engine = TransformersEngine(
-        trained_model(ctx)["path"],
-        dtype=params.dtype,
-        device=params.device,
-        batch_size=params.batch_size,
-        supports_system_role=ctx.cfg.model.supports_system_role,
-    )
+    engine = base_model_engine(ctx)
     vector = SteeringVector.load(ctx.input_dirs["steer"] / VECTOR_FILE, engine.model)
     return SteeredEngine(engine, vector, float(strength))
 
@@ -109,6 +102,7 @@ class RobustnessStage(Stage):
         "stages.steer.dtype",
         "model.steering_strength",
         "model.assistant_name",
+        "model.supports_system_role",
         "persona",
         "engines.student",
         "seed",

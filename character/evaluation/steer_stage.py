@@ -6,10 +6,15 @@ model against the base model steered with this vector.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from character.engines.batch import row_seed
 from character.pipeline.engines import sampling_from, stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.prompts.character import character_system_prompt
+
+if TYPE_CHECKING:
+    from character.engines.transformers_engine import TransformersEngine
 
 VECTOR_FILE = "vector"  # a folder: directions.safetensors + steering.json
 
@@ -19,6 +24,20 @@ def persona_system_prompt(ctx: StageContext) -> str:
     return character_system_prompt(ctx.cfg.model.assistant_name, [t.trait for t in ctx.cfg.persona.traits])
 
 
+def base_model_engine(ctx: StageContext) -> TransformersEngine:
+    """The base model on the transformers backend (steering hooks need the model in-process)."""
+    from character.engines.transformers_engine import TransformersEngine
+
+    params = ctx.cfg.stages.steer
+    return TransformersEngine(
+        trained_model(ctx)["path"],
+        dtype=params.dtype,
+        device=params.device,
+        batch_size=params.batch_size,
+        supports_system_role=ctx.cfg.model.supports_system_role,
+    )
+
+
 @register_stage
 class SteerStage(Stage):
     name = "steer"
@@ -26,18 +45,11 @@ class SteerStage(Stage):
     config_keys = ("stages.steer", "persona", "model.assistant_name", "model.supports_system_role", "seed")
 
     def run(self, ctx: StageContext) -> StageResult:
-        from character.engines.transformers_engine import TransformersEngine
         from character.evaluation.steered_engine import build_steering_vector
 
         params = ctx.cfg.stages.steer
         seed = stage_seed(ctx.seed, self.name)
-        engine = TransformersEngine(
-            trained_model(ctx)["path"],
-            dtype=params.dtype,
-            device=params.device,
-            batch_size=params.batch_size,
-            supports_system_role=ctx.cfg.model.supports_system_role,
-        )
+        engine = base_model_engine(ctx)
         try:
             vector = build_steering_vector(
                 engine,
