@@ -9,14 +9,17 @@ Writes <out_dir>/<model>/f1.{csv,md}, prefill.{csv,md}, robustness.png and summa
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from character.config.schema import register_schemas
 from character.errors import exit_on_user_error
 from character.evaluation.robustness_report import find_runs, run_robustness_report
+from character.tracking.settings import RunSettings, resolve_mode
+from character.tracking.wandb_run import log_report
 
 register_schemas()
 log = logging.getLogger("character.robustness")
@@ -24,7 +27,34 @@ log = logging.getLogger("character.robustness")
 
 def robustness(cfg: DictConfig) -> dict:
     run_dirs = [Path(p) for p in cfg.runs] or find_runs(Path(cfg.run_root))
-    return run_robustness_report(run_dirs, cfg.classifier, Path(cfg.out_dir), int(cfg.seed))
+    report = run_robustness_report(run_dirs, cfg.classifier, Path(cfg.out_dir), int(cfg.seed))
+    log_to_wandb(cfg, report)
+    return report
+
+
+def log_to_wandb(cfg: DictConfig, report: dict) -> None:
+    """The report as one W&B run (job_type robustness) in the sweep's project and group."""
+    models = sorted(report["models"])
+    values = {}
+    for model, result in report["models"].items():
+        values[f"robustness/{model}/classifier_heldout_f1"] = result["heldout_f1"]
+        for row in result["table"]:
+            values[f"robustness/{model}/{row['method']}/adversarial_f1"] = row["adversarial_mean"]
+        for row in result["prefill"]:
+            values[f"robustness/{model}/{row['method']}/prefill_f1"] = row["prefill_f1"]
+    out_dir = Path(cfg.out_dir)
+    settings = RunSettings(
+        mode=resolve_mode(cfg.wandb.mode),
+        project=str(cfg.wandb.project),
+        entity=cfg.wandb.entity,
+        group=cfg.wandb.group,
+        job_type="robustness",
+        name=f"robustness/{'+'.join(models)}",
+        tags=[*models, "robustness", *cfg.wandb.tags],
+        dir=Path(cfg.wandb.dir or os.environ.get("WANDB_DIR") or cfg.run_root).resolve(),
+    )
+    config = OmegaConf.to_container(cfg, resolve=True)
+    log_report(settings, config, values, [out_dir / name for name in report["outputs"]], out_dir)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="robustness")

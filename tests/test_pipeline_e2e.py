@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -256,8 +257,9 @@ def test_robustness_launcher_scores_the_sweep_with_one_classifier(sweep: Path) -
 
     out = sweep / ".robustness"
     result = subprocess.run(
-        [sys.executable, "-m", "launchers.robustness", f"run_root={sweep}", "classifier=tiny"],
+        [sys.executable, "-m", "launchers.robustness", f"run_root={sweep}", "classifier=tiny", "wandb.group=e2e"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(sweep / "wandb-robustness")},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     summary = read_json(out / "summary.json")["tiny"]
@@ -278,6 +280,14 @@ def test_robustness_launcher_scores_the_sweep_with_one_classifier(sweep: Path) -
     )
     assert steered["adversarial_mean"] == pytest.approx((steered["adv1_f1"] + steered["adv5_f1"]) / 2)
     assert (out / "tiny" / "f1.md").read_text().count("\n") == 2 + 4
+    # the report is also one W&B run (offline here): its F1 summary, tables and plot
+    from character.tracking.offline import find_offline_runs, read_offline_run
+
+    (path,) = find_offline_runs(sweep / "wandb-robustness")
+    run = read_offline_run(path)
+    assert (run.group, run.job_type, run.exit_code) == ("e2e", "robustness", 0)
+    assert run.summary["robustness/tiny/steered/adversarial_f1"] == pytest.approx(steered["adversarial_mean"])
+    assert {"robustness/plots/robustness", "robustness/tables/tiny/f1"} <= set(run.summary)
     assert min(_png_size(out / "robustness.png")) > 100
 
     one = subprocess.run(

@@ -468,6 +468,7 @@ class RobustnessReportConfig:
     out_dir: str = MISSING
     seed: int = 0
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)  # one run: tables, plot, F1 summary
 
 
 def register_schemas() -> None:

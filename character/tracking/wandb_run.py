@@ -81,30 +81,9 @@ class WandbJobRun:
                 self.run.log({f"{prefix}/{key}": value for key, value in row.items() if is_number(value)})
 
     def _log_media(self, stage: str, stage_dir: Path, outputs: list[str]) -> None:
-        import wandb
-
-        media: dict[str, Any] = {}
-        for rel in outputs:
-            path, name = stage_dir / rel, rel.rsplit(".", 1)[0]
-            if not path.is_file():
-                continue
-            try:
-                if path.suffix == ".png":
-                    media[f"{stage}/plots/{name}"] = wandb.Image(str(path))
-                elif path.suffix == ".csv":
-                    media[f"{stage}/tables/{name}"] = self._table(path)
-            except (OSError, ValueError) as error:  # an unreadable file must not fail a finished stage
-                log.warning("W&B: could not log %s (%s)", path, error)
+        media = media_of(stage, [stage_dir / rel for rel in outputs], stage_dir, self.redactor)
         if media:
             self.run.log(media)
-
-    def _table(self, path: Path) -> Any:
-        import pandas as pd
-        import wandb
-
-        frame = pd.read_csv(path, nrows=MAX_TABLE_ROWS)
-        frame = frame.map(lambda cell: self.redactor.text(cell) if isinstance(cell, str) else cell)
-        return wandb.Table(dataframe=frame)
 
     def finish(self, error: BaseException | None) -> None:
         """Close the run; on an error, mark the stage that was running as failed."""
@@ -118,6 +97,49 @@ class WandbJobRun:
         self.run.summary["pipeline/status"] = "failed"
         self.run.summary["pipeline/error"] = self.redactor.text(f"{type(error).__name__}: {error}")[:1000]
         self.run.finish(exit_code=1)
+
+
+def media_of(prefix: str, paths: list[Path], root: Path, redactor: Redactor) -> dict[str, Any]:
+    """W&B images of the PNG files and tables of the CSV files among ``paths``, keyed
+    ``<prefix>/plots/<name>`` and ``<prefix>/tables/<name>`` (name relative to ``root``)."""
+    import pandas as pd
+    import wandb
+
+    media: dict[str, Any] = {}
+    for path in paths:
+        if not path.is_file():
+            continue
+        name = str(path.relative_to(root)).rsplit(".", 1)[0]
+        try:
+            if path.suffix == ".png":
+                media[f"{prefix}/plots/{name}"] = wandb.Image(str(path))
+            elif path.suffix == ".csv":
+                frame = pd.read_csv(path, nrows=MAX_TABLE_ROWS)
+                frame = frame.map(lambda cell: redactor.text(cell) if isinstance(cell, str) else cell)
+                media[f"{prefix}/tables/{name}"] = wandb.Table(dataframe=frame)
+        except (OSError, ValueError) as error:  # an unreadable file must not fail finished work
+            log.warning("W&B: could not log %s (%s)", path, error)
+    return media
+
+
+def log_report(
+    settings: RunSettings, config: dict[str, Any], values: dict[str, Any], paths: list[Path], root: Path
+) -> None:
+    """One W&B run for a report made outside a job (e.g. ``launchers.robustness``): its config,
+    summary values, and its tables and plots; nothing when the mode is disabled."""
+    if settings.mode == "disabled":
+        return
+    redactor = Redactor()
+    run = _start_run(settings, redactor.value(config))
+    try:
+        run.summary.update(redactor.value(values))
+        media = media_of(settings.job_type, paths, root, redactor)
+        if media:
+            run.log(media)
+    except BaseException:
+        run.finish(exit_code=1)
+        raise
+    run.finish(exit_code=0)
 
 
 def _start_run(settings: RunSettings, config: dict[str, Any]) -> Any:
