@@ -2,11 +2,11 @@
 session fixture): a sweep is ONE job array whose tasks finish their run directories, and a job that
 gets SLURM's preemption/time-out signal is requeued by submitit and skips the stages it finished.
 
-Sizes: the whole method takes about 3 minutes per job at scale=ci on 2 cores, so the sweep runs the
-distillation stages and the DPO training (torchrun + DeepSpeed inside a SLURM task), and the
-requeue test the distillation stages: the launcher path, the array, the requeue and the stage
-skipping are the same for any stage selection. The sweep logs to W&B offline, and
-``launchers.compare`` reads it back, from the offline runs and from the run directories.
+Sizes: the sweep runs the whole method at scale=ci (every stage, DPO and SFT with torchrun +
+DeepSpeed inside the SLURM tasks; about 3 minutes per job on 2 cores), and the requeue test only
+the distillation stages: the requeue and the stage skipping are the same for any stage selection.
+The sweep logs to W&B offline, and ``launchers.compare`` reads it back, from the offline runs and
+from the run directories.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from character.config.schema import PIPELINE_ORDER
 from character.io import read_json
 from tests.conftest import CACHE_DIR, REPO
 from tests.slurm.cluster import LocalSlurm
@@ -33,7 +34,7 @@ LOCAL_RESOURCES = (
     "hydra.launcher.timeout_min=30",
 )
 JOB = ("+model=tiny", "scale=ci", "+stage=distillation", "hydra/launcher=slurm", *LOCAL_RESOURCES)
-SWEEP = ("+model=tiny", "scale=ci", "+stage=distill_train", "hydra/launcher=slurm", *LOCAL_RESOURCES)
+SWEEP = ("+model=tiny", "scale=ci", "hydra/launcher=slurm", *LOCAL_RESOURCES)  # every stage
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def test_a_sweep_is_one_job_array_whose_tasks_finish_their_runs(
     monkeypatch.setenv("OPENAI_API_KEY", PLANTED)  # must reach no config, log or W&B file
     started = time.time()
     run = launcher("+persona=loving,sarcastic", *SWEEP)
-    assert run.wait(timeout=480) == 0, run.output()
+    assert run.wait(timeout=1200) == 0, run.output()
     print(f"sweep of 2 jobs through SLURM: {time.time() - started:.1f} s")
 
     # One array: submitit's folders <array>_0 and <array>_1, and every id squeue showed is of it.
@@ -97,8 +98,8 @@ def test_a_sweep_is_one_job_array_whose_tasks_finish_their_runs(
 
     for persona in ("loving", "sarcastic"):
         run_dir = run_root / "tiny" / persona
-        assert statuses(run_dir) == dict.fromkeys([*DISTILLATION, "dpo"], "ran")
-        assert all((run_dir / stage / "manifest.json").exists() for stage in [*DISTILLATION, "dpo"])
+        assert statuses(run_dir) == dict.fromkeys(PIPELINE_ORDER, "ran")
+        assert all((run_dir / stage / "manifest.json").exists() for stage in PIPELINE_ORDER)
         # The jobs saw the submitting environment (sbatch exports it): CHARACTER_RUN_ROOT put the
         # run directory here, CHARACTER_CACHE_DIR the tiny model.
         assert read_json(run_dir / "prepare" / "model.json")["path"].startswith(str(CACHE_DIR))
