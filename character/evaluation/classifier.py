@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -27,6 +26,7 @@ from typing import Any
 from character.config.schema import ClassifierConfig
 from character.errors import CharacterError
 from character.evaluation.scores import macro_f1
+from character.io import atomic_write_json
 
 FORMAT_VERSION = 1
 LABELS_FILE = "labels.json"
@@ -340,12 +340,6 @@ def _fit(
     trainer.train()
 
 
-def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-    os.replace(staging, path)
-
-
 def train_persona_classifier(
     texts: Sequence[str], labels: Sequence[str], cfg: ClassifierConfig, out_dir: Path, seed: int
 ) -> PersonaClassifier:
@@ -418,6 +412,6 @@ def train_persona_classifier(
         "model": cfg.model,
         "seed": seed,
     }
-    _write_json_atomically(out_dir / LABELS_FILE, meta)
-    _write_json_atomically(out_dir / MARKER_FILE, {"fingerprint": fingerprint, "version": FORMAT_VERSION})
+    atomic_write_json(out_dir / LABELS_FILE, meta)
+    atomic_write_json(out_dir / MARKER_FILE, {"fingerprint": fingerprint, "version": FORMAT_VERSION})
     return classifier
