@@ -9,7 +9,6 @@ Writes <out_dir>/<model>/f1.{csv,md}, prefill.{csv,md}, robustness.png and summa
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import hydra
@@ -18,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from character.config.schema import register_schemas
 from character.errors import exit_on_user_error
 from character.evaluation.robustness_report import find_runs, run_robustness_report
-from character.tracking.settings import RunSettings, resolve_mode
+from character.tracking.settings import RunSettings, resolve_mode, wandb_dir
 from character.tracking.wandb_run import log_report
 
 register_schemas()
@@ -51,7 +50,7 @@ def log_to_wandb(cfg: DictConfig, report: dict) -> None:
         job_type="robustness",
         name=f"robustness/{'+'.join(models)}",
         tags=[*models, "robustness", *cfg.wandb.tags],
-        dir=Path(cfg.wandb.dir or os.environ.get("WANDB_DIR") or cfg.run_root).resolve(),
+        dir=wandb_dir(cfg.wandb, cfg.run_root),
     )
     config = OmegaConf.to_container(cfg, resolve=True)
     log_report(settings, config, values, [out_dir / name for name in report["outputs"]], out_dir)

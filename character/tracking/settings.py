@@ -63,6 +63,12 @@ def default_group() -> str | None:
     return hydra_cfg.job.name
 
 
+def wandb_dir(wandb_cfg: DictConfig, run_root: str, environ: dict[str, str] | None = None) -> Path:
+    """Where runs are written: ``wandb.dir``, else ``$WANDB_DIR``, else the run root."""
+    environ = dict(os.environ) if environ is None else environ
+    return Path(wandb_cfg.dir or environ.get("WANDB_DIR") or run_root).resolve()
+
+
 def run_settings(cfg: DictConfig, environ: dict[str, str] | None = None) -> RunSettings:
     """Settings of the job's run: group = experiment, job_type = the ``+stage=`` selection,
     tags = model and persona (+ ``wandb.tags``), files under ``wandb.dir`` / ``$WANDB_DIR`` /
@@ -71,7 +77,6 @@ def run_settings(cfg: DictConfig, environ: dict[str, str] | None = None) -> RunS
     wandb_cfg = cfg.wandb
     tags = [str(cfg.model.name), str(cfg.persona.name)]
     tags += [str(tag) for tag in wandb_cfg.tags if str(tag) not in tags]
-    directory = wandb_cfg.dir or environ.get("WANDB_DIR") or cfg.run_root
     return RunSettings(
         mode=resolve_mode(wandb_cfg.mode, environ),
         project=str(wandb_cfg.project),
@@ -80,5 +85,5 @@ def run_settings(cfg: DictConfig, environ: dict[str, str] | None = None) -> RunS
         job_type=str(cfg.stage.name),
         name=f"{cfg.model.name}/{cfg.persona.name}",
         tags=tags,
-        dir=Path(directory).resolve(),
+        dir=wandb_dir(wandb_cfg, cfg.run_root, environ),
     )
