@@ -11,6 +11,7 @@ import pandas as pd
 from character.compare.records import RunRecord
 from character.config.schema import PIPELINE_ORDER
 from character.errors import CharacterError
+from character.evaluation import report_files
 from character.tracking.keys import comparable, match_patterns
 
 ID_COLUMNS = ["persona", "model"]
@@ -66,20 +67,13 @@ def pivot(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     return table
 
 
-def format_value(value: float) -> str:
-    return "" if pd.isna(value) else f"{value:.4g}"
-
-
 def markdown_table(table: pd.DataFrame) -> str:
-    """A GitHub-flavoured markdown table, numbers right-aligned, 4 significant digits."""
-    header = [table.index.name or "", *map(str, table.columns)]
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join([":---", *["---:"] * len(table.columns)]) + "|",
+    """A GitHub-flavoured markdown table, 4 significant digits, a blank cell where a run lacks it."""
+    rows = [
+        {table.index.name or "": index, **{str(c): None if pd.isna(v) else v for c, v in row.items()}}
+        for index, row in table.iterrows()
     ]
-    for index, row in table.iterrows():
-        lines.append("| " + " | ".join([str(index), *map(format_value, row.tolist())]) + " |")
-    return "\n".join(lines)
+    return report_files.markdown_table(rows, floatfmt=".4g")
 
 
 def markdown_report(frame: pd.DataFrame, sources: list[str]) -> str:
