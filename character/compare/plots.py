@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from character.compare.table import metric_columns, pivot
+from character.evaluation.report_files import grouped_bars
 
 
 def plot_name(metric: str) -> str:
@@ -16,23 +17,19 @@ def plot_name(metric: str) -> str:
 
 
 def write_plots(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on clusters and CI
-    import matplotlib.pyplot as plt
-
+    """A bar chart per metric column of ``frame``, into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for metric in metric_columns(frame):
         table = pivot(frame, metric)
-        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(table) * max(1, len(table.columns)) + 1.5), 3.5))
-        table.plot.bar(ax=ax, rot=30, width=0.8)
-        ax.set_title(metric)
-        ax.set_xlabel("")
-        ax.legend(title="model", fontsize="small")
-        fig.tight_layout()
         path = out_dir / plot_name(metric)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        grouped_bars(
+            path,
+            [str(persona) for persona in table.index],
+            {str(model): table[model].tolist() for model in table.columns},
+            title=metric,
+            ylabel="",
+            legend_title="model",
+        )
         paths.append(path)
     return paths

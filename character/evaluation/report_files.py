@@ -47,8 +47,11 @@ def grouped_bars(
     title: str,
     ylabel: str,
     ylim: tuple[float, float] | None = None,
+    legend_title: str | None = None,
 ) -> None:
-    """One group of bars per category, one bar per series, with optional error bars (e.g. ± SE)."""
+    """One group of bars per category, one bar per series, with optional error bars (e.g. ± SE).
+
+    The legend shows when there are several series, or always when ``legend_title`` names them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,8 +71,8 @@ def grouped_bars(
     ax.set_title(title)
     if ylim is not None:
         ax.set_ylim(*ylim)
-    if len(series) > 1:
-        ax.legend(fontsize="small")
+    if len(series) > 1 or legend_title is not None:
+        ax.legend(title=legend_title, fontsize="small")
     fig.tight_layout()
     buffer = BytesIO()
     fig.savefig(buffer, format="png", dpi=120)
