@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from character.engines.batch import row_seed
 from character.pipeline.engines import sampling_from, stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.prompts.character import character_system_prompt
@@ -55,7 +54,7 @@ class SteerStage(Stage):
                 engine,
                 persona_system_prompt(ctx),
                 samples=int(params.samples),
-                sampling=sampling_from(params.sampling, row_seed(seed, "samples")),
+                sampling=sampling_from(params.sampling, seed),
                 seed=seed,
                 prompt=params.prompt,
                 persona=ctx.cfg.persona.name,
