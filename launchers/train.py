@@ -17,6 +17,7 @@ from character.config.schema import register_schemas
 from character.config.validate import validate_train_config
 from character.errors import CharacterError, exit_on_user_error
 from character.models.resolve import resolve_model_path
+from character.pipeline.preemption import watch_requeue_signal
 from character.pipeline.runner import PipelineRunner
 
 register_schemas()
@@ -40,6 +41,7 @@ def train(cfg: DictConfig) -> dict:
     # without executing this module, and the import is what registers the built-in stages.
     from character.pipeline import builtin  # noqa: F401
 
+    watch_requeue_signal()  # under submitit: a requeued attempt stops even if its exit was swallowed
     validate_train_config(cfg)
     _load_plugins(cfg)
     runner = PipelineRunner(cfg)

@@ -24,6 +24,7 @@ from character.config.schema import PIPELINE_ORDER
 from character.errors import CharacterError
 from character.io import atomic_write_json, atomic_write_text, read_json
 from character.pipeline import manifest as mf
+from character.pipeline.preemption import stop_if_requeued
 from character.pipeline.stage import StageContext, available_stages, get_stage
 from character.tracking.redact import redact
 from character.tracking.wandb_run import JobTracker, track_job
@@ -159,6 +160,7 @@ class PipelineRunner:
         current_ids: dict[str, str] = {}
         log.info("run directory %s; stages: %s", self.run_dir, ", ".join(self.selected))
         for name in self.selected:
+            stop_if_requeued(f"before {name}")  # docs/slurm.md, requeue
             stage = get_stage(name)
             for upstream in stage.inputs:
                 if upstream not in self.selected:
@@ -236,4 +238,5 @@ class PipelineRunner:
             atomic_write_json(summary_path, summary)
             tracker.log_stage(name, "ran", stage_dir)
         atomic_write_json(summary_path, summary)
+        stop_if_requeued("instead of reporting the job finished")
         return summary

@@ -15,24 +15,11 @@ import pytest
 from character.errors import CharacterError
 from character.io import read_json, read_jsonl
 from character.pipeline import builtin  # noqa: F401
-from character.pipeline import stage as stage_module
 from character.pipeline.runner import PipelineRunner
 from tests.config.test_compose import compose_train
 from tests.conftest import REPO
 
 TOY = ["plugins=[tests.plugins.toy_stages]", "stage.run=[prepare,toy_rows,toy_count]"]
-
-
-@pytest.fixture(autouse=True)
-def _restore_registry():
-    saved = dict(stage_module._REGISTRY)
-    import tests.plugins.toy_stages as toy
-
-    for cls in (toy.ToyRows, toy.ToyCount):
-        stage_module.register_stage(cls)
-    yield
-    stage_module._REGISTRY.clear()
-    stage_module._REGISTRY.update(saved)
 
 
 def run(run_root: Path, *overrides: str) -> dict:

@@ -3,15 +3,31 @@
 They are real stages run by the real runner; they only stand in for the method's generation
 stages so that resume, skip and rerun can be tested in seconds. ``toy_rows`` writes one row per
 id, slowly if asked, through the same ``JsonlAppender`` the generation stages use, and logs every
-row it computes to ``calls.log`` so a test can tell which work was redone.
+row it computes to ``calls.log`` so a test can tell which work was redone. With ``teardown_s`` it
+ends like a generation stage whose engine shuts down in a finalizer, slowly, so that a signal can
+be sent while that finalizer runs.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from character.io import JsonlAppender, read_jsonl
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
+
+
+class SlowTeardown:
+    """Stands in for an inference engine whose shutdown runs in a finalizer and takes a while."""
+
+    def __init__(self, started_marker: Path, seconds: float) -> None:
+        self.started_marker, self.seconds = started_marker, seconds
+
+    def __del__(self) -> None:
+        self.started_marker.write_text("the finalizer is running\n")
+        deadline = time.time() + self.seconds
+        while time.time() < deadline:  # Python-level sleeps: a signal's handler runs in here
+            time.sleep(0.05)
 
 
 @register_stage
@@ -24,6 +40,8 @@ class ToyRows(Stage):
         params = ctx.cfg.plugin_params.get("toy_rows", {})
         rows, delay = int(params.get("rows", 10)), float(params.get("delay", 0.0))
         salt = str(params.get("salt", ""))
+        teardown_s = float(params.get("teardown_s", 0.0))
+        engine = SlowTeardown(ctx.stage_dir / "teardown.started", teardown_s) if teardown_s else None
         with JsonlAppender(ctx.stage_dir / "rows.jsonl") as out:
             resumed = len(out.done_keys)
             for index in range(rows):
@@ -33,6 +51,7 @@ class ToyRows(Stage):
                     calls.write(f"{index}\n")
                 time.sleep(delay)
                 out.write({"id": index, "value": index * index + ctx.seed, "salt": salt})
+        del engine  # its finalizer runs here, as an engine's does when its stage closes it
         return StageResult(outputs=["rows.jsonl"], counts={"rows": rows, "resumed": resumed})
 
 

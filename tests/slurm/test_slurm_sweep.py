@@ -1,6 +1,7 @@
 """`hydra/launcher=slurm` on a real single-node SLURM (slurmctld, slurmd, munged started by the
 session fixture): a sweep is ONE job array whose tasks finish their run directories, and a job that
-gets SLURM's preemption/time-out signal is requeued by submitit and skips the stages it finished.
+gets SLURM's preemption/time-out signal is requeued by submitit and skips the stages it finished,
+also when the signal lands in a finalizer, where Python swallows submitit's exit.
 
 Sizes: the sweep runs the whole method at scale=ci (every stage, DPO and SFT with torchrun +
 DeepSpeed inside the SLURM tasks; about 3 minutes per job on 2 cores), and the requeue test only
@@ -142,6 +143,44 @@ def test_a_preempted_job_is_requeued_and_skips_its_finished_stages(
     log = (run_dir / "logs" / "pipeline.log").read_text()
     assert log.count("run directory") == 2  # two attempts of one job
     assert "prepare: up to date, skipped" in log and "prompts: up to date, skipped" in log
+
+
+# toy_rows' engine-like finalizer waits this long once it starts: the signal is sent in there.
+SWALLOWED = (
+    "+persona=loving", "+model=tiny", "scale=ci", "hydra/launcher=slurm", *LOCAL_RESOURCES,
+    "plugins=[tests.plugins.toy_stages]", "stage.run=[prepare,toy_rows,toy_count]",
+    "+plugin_params.toy_rows.rows=3", "+plugin_params.toy_rows.teardown_s=60",
+)  # fmt: skip
+
+
+def test_a_requeue_whose_exit_python_swallowed_still_ends_the_old_attempt(
+    slurm: LocalSlurm, launcher: Callable[..., Launch], run_root: Path
+) -> None:
+    """USR2 while a finalizer runs (as when a stage's engine is shut down): submitit's exit is
+    printed as "Exception ignored" and the attempt would go on to finish every stage and report
+    success while its requeued copy waits. The runner stops it before the next stage instead."""
+    run = launcher(*SWALLOWED)
+    run_dir = run_root / "tiny" / "loving"
+    marker = run_dir / "toy_rows" / "teardown.started"
+    run.wait_until(marker.exists, 240, "toy_rows' finalizer")
+    (job,) = slurm.queue()
+    slurm.command("scancel", "--signal=USR2", job)
+    (record,) = run.wait_until(lambda: requeued(slurm, job), 60, "the requeue")
+    if record["JobState"] == "PENDING":
+        slurm.command("scontrol", "update", f"JobId={job}", "StartTime=now")
+    assert run.wait(timeout=240) == 0, run.output()
+
+    (record,) = slurm.finished_jobs(job)
+    assert (record["JobState"], record["Restarts"]) == ("COMPLETED", "1")
+    folder = submitit_folder(run_root) / job
+    errors = "".join(path.read_text() for path in sorted(folder.glob("*_log.err")))
+    assert "Exception ignored" in errors and "SystemExit" in errors, errors[-3000:]  # swallowed
+    log = (run_dir / "logs" / "pipeline.log").read_text()
+    first, second = log.split("run directory")[1:]  # the two attempts of the job
+    assert "the job was requeued; this attempt stops before toy_count" in first
+    assert "toy_count: running" not in first
+    assert "toy_rows: up to date, skipped" in second and "toy_count: running" in second
+    assert statuses(run_dir) == {"prepare": "skipped", "toy_rows": "skipped", "toy_count": "ran"}
 
 
 PLANTED = "sk-test-PLANTED-slurm-0123456789"
