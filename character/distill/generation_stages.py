@@ -77,6 +77,7 @@ class StudentStage(Stage):
     name = "student"
     inputs = ("prepare", "prompts")
     config_keys = ("stages.student", "engines.student", "model", "seed")
+    config_excludes = ("model.steering_strength",)  # as in prepare: robustness alone reads it
 
     def run(self, ctx: StageContext) -> StageResult:
         pool = read_jsonl(ctx.input_dirs["prompts"] / "pool.jsonl")

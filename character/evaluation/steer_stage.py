@@ -42,6 +42,8 @@ class SteerStage(Stage):
     name = "steer"
     inputs = ("prepare",)
     config_keys = ("stages.steer", "persona", "model.assistant_name", "model.supports_system_role", "seed")
+    # The vector is unit-norm per layer; only robustness scales it (and hashes the strength).
+    config_excludes = ("stages.steer.strength",)
 
     def run(self, ctx: StageContext) -> StageResult:
         from character.evaluation.steered_engine import build_steering_vector

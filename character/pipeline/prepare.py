@@ -22,6 +22,8 @@ from character.pipeline.stage import Stage, StageContext, StageResult, register_
 class PrepareStage(Stage):
     name = "prepare"
     config_keys = ("persona", "model")
+    # Read only by the robustness evaluation, which hashes it: a new strength reruns that alone.
+    config_excludes = ("model.steering_strength",)
 
     def is_intact(self, stage_dir: Path, manifest: dict[str, Any]) -> bool:
         return Path(read_json(stage_dir / "model.json")["path"]).exists()

@@ -47,15 +47,22 @@ class Stage(ABC):
     inputs: ClassVar[tuple[str, ...]] = ()
     # Dotted config keys whose values determine this stage's output (hashed into its manifest).
     config_keys: ClassVar[tuple[str, ...]] = ()
+    # Dotted keys inside ``config_keys`` groups that do not affect this stage's output, e.g. a model
+    # setting only an evaluation reads (and hashes itself): changing one must not redo this stage
+    # and, through its new fingerprint, every stage after it.
+    config_excludes: ClassVar[tuple[str, ...]] = ()
     # Bump when the stage's code changes what it writes, so old outputs are not trusted.
     version: ClassVar[int] = 1
 
     def config_view(self, cfg: DictConfig) -> dict[str, Any]:
-        """The resolved values of ``config_keys`` (missing keys are recorded as None)."""
+        """The resolved values of ``config_keys`` (missing keys are recorded as None), less
+        ``config_excludes``."""
         view: dict[str, Any] = {}
         for key in self.config_keys:
             node = OmegaConf.select(cfg, key, default=None)
             view[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+        for excluded in self.config_excludes:
+            _drop(view, excluded)
         return view
 
     def is_intact(self, stage_dir: Path, manifest: dict[str, Any]) -> bool:
@@ -65,6 +72,20 @@ class Stage(ABC):
     @abstractmethod
     def run(self, ctx: StageContext) -> StageResult:
         """Write the stage's artifacts into ``ctx.stage_dir``; resume from what is there."""
+
+
+def _drop(view: dict[str, Any], dotted: str) -> None:
+    """Remove ``dotted`` (e.g. ``model.steering_strength``) from the group of ``view`` holding it."""
+    for group, values in view.items():
+        if dotted.startswith(f"{group}.") and isinstance(values, dict):
+            *parents, leaf = dotted[len(group) + 1 :].split(".")
+            for parent in parents:
+                values = values.get(parent)
+                if not isinstance(values, dict):
+                    return
+            values.pop(leaf, None)
+            return
+    raise ValueError(f"config_excludes names {dotted!r}, which is inside none of config_keys {list(view)}")
 
 
 _REGISTRY: dict[str, type[Stage]] = {}
