@@ -71,6 +71,20 @@ def requeued(slurm: LocalSlurm, job: str) -> list[dict[str, str]] | None:
     return None
 
 
+def preempt_until_finished(slurm: LocalSlurm, run: Launch, job: str) -> None:
+    """Send ``job`` the signal SLURM sends before the time limit (--signal=USR2@...) and on
+    preemption; submitit's handler calls the launcher's checkpoint(), which resubmits the same job,
+    and requeues it. Wait for the requeued job to finish: COMPLETED after one restart."""
+    slurm.command("scancel", "--signal=USR2", job)
+    (record,) = run.wait_until(lambda: requeued(slurm, job), 60, "the requeue")
+    if record["JobState"] == "PENDING":
+        # SLURM holds a requeued job for ~2 minutes (Reason=BeginTime); let it start now.
+        slurm.command("scontrol", "update", f"JobId={job}", "StartTime=now")
+    assert run.wait(timeout=240) == 0, run.output()
+    (record,) = slurm.finished_jobs(job)
+    assert (record["JobState"], record["Restarts"]) == ("COMPLETED", "1")
+
+
 def test_a_sweep_is_one_job_array_whose_tasks_finish_their_runs(
     slurm: LocalSlurm, launcher: Callable[..., Launch], run_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -117,18 +131,8 @@ def test_a_preempted_job_is_requeued_and_skips_its_finished_stages(
     (job,) = slurm.queue()  # one (model, persona): a plain job, not an array
     finished = {stage for stage in DISTILLATION if (run_dir / stage / "manifest.json").exists()}
 
-    # The signal SLURM sends before the time limit (--signal=USR2@...) and on preemption. submitit's
-    # handler calls the launcher's checkpoint(), which resubmits the same job, and requeues it.
-    slurm.command("scancel", "--signal=USR2", job)
-    (record,) = run.wait_until(lambda: requeued(slurm, job), 60, "the requeue")
-    if record["JobState"] == "PENDING":
-        # SLURM holds a requeued job for ~2 minutes (Reason=BeginTime); let it start now.
-        slurm.command("scontrol", "update", f"JobId={job}", "StartTime=now")
-    assert run.wait(timeout=240) == 0, run.output()
+    preempt_until_finished(slurm, run, job)
     print(f"preempted, requeued and finished job: {time.time() - started:.1f} s")
-
-    (record,) = slurm.finished_jobs(job)
-    assert (record["JobState"], record["Restarts"]) == ("COMPLETED", "1")
     job_log = "".join(path.read_text() for path in sorted((submitit_folder(run_root) / job).glob("*_log.*")))
     assert "Caught signal SIGUSR2" in job_log and f"Requeued job {job}" in job_log, job_log[-3000:]
     assert f"attempt 2 of SLURM job {job}" in job_log  # the launcher config's setup line
@@ -164,14 +168,8 @@ def test_a_requeue_whose_exit_python_swallowed_still_ends_the_old_attempt(
     marker = run_dir / "toy_rows" / "teardown.started"
     run.wait_until(marker.exists, 240, "toy_rows' finalizer")
     (job,) = slurm.queue()
-    slurm.command("scancel", "--signal=USR2", job)
-    (record,) = run.wait_until(lambda: requeued(slurm, job), 60, "the requeue")
-    if record["JobState"] == "PENDING":
-        slurm.command("scontrol", "update", f"JobId={job}", "StartTime=now")
-    assert run.wait(timeout=240) == 0, run.output()
+    preempt_until_finished(slurm, run, job)
 
-    (record,) = slurm.finished_jobs(job)
-    assert (record["JobState"], record["Restarts"]) == ("COMPLETED", "1")
     folder = submitit_folder(run_root) / job
     errors = "".join(path.read_text() for path in sorted(folder.glob("*_log.err")))
     assert "Exception ignored" in errors and "SystemExit" in errors, errors[-3000:]  # swallowed
