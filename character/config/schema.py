@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from character.models.gguf import GgufSource
 from character.models.tiny import TinySpec
 
 # Canonical order of the method's stages (design.md). A job runs a subset of these, in this order.
@@ -32,8 +33,10 @@ PIPELINE_ORDER: tuple[str, ...] = (
     "eval",
     "steer",
     "robustness",
+    "persona_shift",
     "coherence",
     "capabilities",
+    "report",
 )
 
 
@@ -71,6 +74,8 @@ class ModelConfig:
     max_context: int = MISSING  # tokens the model accepts
     dtype: str = "bfloat16"
     tiny: TinySpec | None = None  # set only for the embedded tiny model (character/models/tiny.py)
+    # a GGUF file shipped in an installed package, converted once (character/models/gguf.py)
+    gguf: GgufSource | None = None
 
 
 @dataclass
@@ -103,6 +108,9 @@ class EngineConfig:
     max_retries: int = 5
     timeout_s: float = 600.0
     vllm_extensions: bool = True  # send min_p / top_k / repetition_penalty / prefill flags
+    # judges: answer with exactly one allowed verdict (constrained decoding; on HTTP only with
+    # vllm_extensions); false: the judge writes freely (e.g. reasons first) and is parsed
+    constrained_answers: bool = True
 
 
 @dataclass
@@ -313,9 +321,12 @@ class RobustnessStageConfig:
 
     prompts: str = "LDJnr/Pure-Dove"  # held-out first turns: dataset id, JSONL, or shipped set
     count: int = 500
-    # prompted: App. A system prompt; steered: steer stage's vector; distilled: DPO-only model;
-    # trained: the final character-trained model.
-    methods: list[str] = field(default_factory=lambda: ["prompted", "steered", "distilled", "trained"])
+    # base: the base model with no system prompt (the starting point the persona_shift stage
+    # measures from; not a method of the paper's Figure 5); prompted: App. A system prompt;
+    # steered: steer stage's vector; distilled: DPO-only model; trained: the final model.
+    methods: list[str] = field(
+        default_factory=lambda: ["base", "prompted", "steered", "distilled", "trained"]
+    )
     adversarial: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8])  # App. C suffixes
     prefill_attack: bool = True  # App. C.1: original model's first turn, then the follow-up
     prefill_methods: list[str] = field(default_factory=lambda: ["distilled", "trained"])
@@ -324,6 +335,21 @@ class RobustnessStageConfig:
     sampling: SamplingConfig = field(
         default_factory=lambda: SamplingConfig(repetition_penalty=1.1, max_tokens=1024)
     )
+
+
+@dataclass
+class PersonaShiftStageConfig:
+    """Judge-free persona measures on held-out prompts (character/persona_shift/stage.py)."""
+
+    max_pairs: int = 500  # held-out DPO pairs scored for the preference accuracy (first N)
+    batch_size: int = 8  # conversations per forward pass when scoring log-probs
+
+
+@dataclass
+class ReportStageConfig:
+    """The job's one report: report.md and its figures at the run directory's root."""
+
+    examples: int = 5  # held-out prompts shown with the base and the final model's answers
 
 
 @dataclass
@@ -393,8 +419,10 @@ class StagesConfig:
     eval: EvalStageConfig = field(default_factory=EvalStageConfig)
     steer: SteerStageConfig = field(default_factory=SteerStageConfig)
     robustness: RobustnessStageConfig = field(default_factory=RobustnessStageConfig)
+    persona_shift: PersonaShiftStageConfig = field(default_factory=PersonaShiftStageConfig)
     coherence: CoherenceStageConfig = field(default_factory=CoherenceStageConfig)
     capabilities: CapabilitiesStageConfig = field(default_factory=CapabilitiesStageConfig)
+    report: ReportStageConfig = field(default_factory=ReportStageConfig)
 
 
 @dataclass

@@ -18,18 +18,23 @@ from typing import Any
 
 from tqdm import tqdm
 
-from character.engines.base import Conversation, Engine, LoraAdapter, Sampling
+from character.engines.base import Choices, Conversation, Engine, LoraAdapter, Sampling
 from character.io import JsonlAppender, atomic_write_json
 
 
 @dataclass
 class BatchItem:
-    """One row to generate: an id unique within the output file, the conversation, extras."""
+    """One row to generate: an id unique within the output file, the conversation, extras.
+
+    ``choices`` (judges) are the complete answers allowed; an engine that constrains answers
+    returns one of them, any other generates freely (``Engine.generate``).
+    """
 
     id: str
     messages: Conversation
     prefill: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    choices: Choices | None = None
 
 
 @dataclass
@@ -91,6 +96,9 @@ def run_batch(
             "sampling": sampling.as_dict(),
             "rows_total": len(items),
         }
+        if any(item.choices is not None for item in items):
+            # whether the answers were constrained to the rows' choices or written freely
+            record["constrained_answers"] = engine.constrains_choices
         atomic_write_json(meta_path(out_path), {**record, "status": "running", "rows_resumed": resumed})
         with tqdm(total=len(items), initial=resumed, desc=description, unit="row", mininterval=2) as bar:
             for start in range(0, len(todo), chunk_size):
@@ -101,6 +109,7 @@ def run_batch(
                     prefills=[item.prefill for item in chunk],
                     lora=lora,
                     seeds=[row_seed(sampling.seed, item.id) for item in chunk],
+                    choices=[item.choices for item in chunk],
                 )
                 for item, generation in zip(chunk, generations, strict=True):
                     out.write(

@@ -10,6 +10,11 @@ from character.errors import CharacterError
 BACKENDS = ("vllm", "transformers", "openai")
 
 
+def _constrained(engine_cfg: DictConfig) -> bool:
+    """The role's ``constrained_answers`` switch (on when a hand-built config lacks the key)."""
+    return bool(engine_cfg.get("constrained_answers", True))
+
+
 def build_engine(engine_cfg: DictConfig, model_path: str, supports_system_role: bool) -> Engine:
     """Create the engine for one role.
 
@@ -42,6 +47,7 @@ def build_engine(engine_cfg: DictConfig, model_path: str, supports_system_role: 
             max_lora_rank=engine_cfg.max_lora_rank,
             seed=engine_cfg.seed,
             supports_system_role=system_role,
+            constrained_answers=_constrained(engine_cfg),
         )
     if engine_cfg.backend == "transformers":
         from character.engines.transformers_engine import TransformersEngine
@@ -53,6 +59,7 @@ def build_engine(engine_cfg: DictConfig, model_path: str, supports_system_role: 
             device=engine_cfg.device,
             batch_size=engine_cfg.batch_size,
             supports_system_role=system_role,
+            constrained_answers=_constrained(engine_cfg),
         )
     if engine_cfg.backend == "openai":
         from character.engines.openai_engine import OpenAIEngine
@@ -71,5 +78,6 @@ def build_engine(engine_cfg: DictConfig, model_path: str, supports_system_role: 
             timeout_s=engine_cfg.timeout_s,
             supports_system_role=system_role,
             vllm_extensions=engine_cfg.vllm_extensions,
+            constrained_answers=_constrained(engine_cfg),
         )
     raise CharacterError(f"engine backend {engine_cfg.backend!r} is unknown; expected one of {BACKENDS}.")

@@ -9,6 +9,12 @@ records a partial result as done.
 
 The API key is read from the environment variable named in the config, at the moment the engine
 is created; it is never stored in the config, the manifest or any log.
+
+Rows with ``choices`` are constrained only on a vLLM server (``vllm_extensions``): the request
+carries ``structured_outputs: {"choice": [...]}``, the field vLLM's OpenAI server reads since the
+older ``guided_choice`` was removed (vLLM 0.32 ignores ``guided_choice`` with a warning, so it is
+not sent). Other servers have no common way to constrain an answer, so there the choices are
+dropped and the judge's parser reads the free answer.
 """
 
 from __future__ import annotations
@@ -17,7 +23,16 @@ import asyncio
 import os
 from typing import Any
 
-from character.engines.base import Conversation, Engine, EngineInfo, Generation, LoraAdapter, Sampling
+from character.engines.base import (
+    Choices,
+    Conversation,
+    Engine,
+    EngineInfo,
+    Generation,
+    LoraAdapter,
+    Sampling,
+    choice_token_budget,
+)
 from character.engines.chat import prepare_messages
 from character.errors import CharacterError
 
@@ -34,8 +49,10 @@ class OpenAIEngine(Engine):
         timeout_s: float = 600.0,
         supports_system_role: bool = True,
         vllm_extensions: bool = True,
+        constrained_answers: bool = True,
     ) -> None:
         super().__init__()
+        self.constrains_choices = constrained_answers and vllm_extensions
         self.base_url = base_url
         self.model = model
         self.max_concurrency = max_concurrency
@@ -69,7 +86,12 @@ class OpenAIEngine(Engine):
         )
 
     def _request_body(
-        self, conversation: Conversation, prefill: str | None, sampling: Sampling, seed: int | None
+        self,
+        conversation: Conversation,
+        prefill: str | None,
+        sampling: Sampling,
+        seed: int | None,
+        choices: Choices | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "messages": prepare_messages(conversation, prefill, self.supports_system_role),
@@ -90,6 +112,9 @@ class OpenAIEngine(Engine):
                 extra["top_k"] = sampling.top_k
             if sampling.repetition_penalty != 1.0:
                 extra["repetition_penalty"] = sampling.repetition_penalty
+            if choices is not None:
+                extra["structured_outputs"] = {"choice": list(choices)}
+                body["max_tokens"] = max(sampling.max_tokens, choice_token_budget(choices))
         if extra:
             body["extra_body"] = extra
         return body
@@ -117,6 +142,7 @@ class OpenAIEngine(Engine):
         prefills: list[str | None],
         lora: LoraAdapter | None,
         seeds: list[int | None],
+        choices: list[Choices | None],
     ) -> list[Generation]:
         import openai
 
@@ -134,9 +160,9 @@ class OpenAIEngine(Engine):
                     client,
                     semaphore,
                     model,
-                    self._request_body(conv, pre, sampling, None if seed is None else seed + i),
+                    self._request_body(conv, pre, sampling, None if seed is None else seed + i, row_choices),
                 )
-                for conv, pre, seed in zip(conversations, prefills, seeds, strict=True)
+                for conv, pre, seed, row_choices in zip(conversations, prefills, seeds, choices, strict=True)
                 for i in range(sampling.n)
             ]
             try:
@@ -144,11 +170,18 @@ class OpenAIEngine(Engine):
             except openai.APIError as error:
                 status = getattr(error, "status_code", None)
                 what = f"HTTP {status}" if status else type(error).__name__
+                hint = ""
+                if status == 400 and self.vllm_extensions:
+                    hint = (
+                        " A server that is not vLLM may reject vLLM's extra request fields (min_p, "
+                        "top_k, repetition_penalty, prefill flags, structured_outputs): set "
+                        "vllm_extensions=false for it."
+                    )
                 raise CharacterError(
                     f"the OpenAI-compatible endpoint {self.base_url} (model {model}) failed: {what} "
                     f"after up to {self.max_retries} retries with exponential backoff ({error}). "
                     "Check that the server is up and the model name is served; nothing from this "
-                    "batch was recorded."
+                    f"batch was recorded.{hint}"
                 ) from error
         generations = []
         for index in range(len(conversations)):
@@ -169,8 +202,10 @@ class OpenAIEngine(Engine):
         prefills: list[str | None],
         lora: LoraAdapter | None,
         seeds: list[int | None],
+        choices: list[Choices | None] | None = None,
     ) -> list[Generation]:
-        return asyncio.run(self._agenerate(conversations, sampling, prefills, lora, seeds))
+        row_choices = choices if choices is not None else [None] * len(conversations)
+        return asyncio.run(self._agenerate(conversations, sampling, prefills, lora, seeds, row_choices))
 
     def close(self) -> None:
         """Nothing to release: each ``generate`` call opens and closes its own HTTP client."""

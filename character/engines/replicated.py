@@ -18,7 +18,15 @@ import os
 import traceback
 from typing import Any
 
-from character.engines.base import Conversation, Engine, EngineInfo, Generation, LoraAdapter, Sampling
+from character.engines.base import (
+    Choices,
+    Conversation,
+    Engine,
+    EngineInfo,
+    Generation,
+    LoraAdapter,
+    Sampling,
+)
 from character.errors import CharacterError
 
 
@@ -91,6 +99,8 @@ class ReplicatedEngine(Engine):
         super().__init__()
         if replicas < 2:
             raise CharacterError(f"data_parallel_size={replicas}: a replicated engine needs at least 2.")
+        # the replicas (vLLM / transformers, built from the same config) constrain when this is set
+        self.constrains_choices = bool(engine_cfg.get("constrained_answers", True))
         gpus = gpu_slices(replicas, int(engine_cfg.get("tensor_parallel_size", 1)), visible_gpus())
         context = multiprocessing.get_context("spawn")
         self._connections = []
@@ -135,13 +145,16 @@ class ReplicatedEngine(Engine):
         prefills: list[str | None],
         lora: LoraAdapter | None,
         seeds: list[int | None],
+        choices: list[Choices | None] | None = None,
     ) -> list[Generation]:
         parts = slices(len(conversations), len(self._connections))
+        row_choices = choices if choices is not None else [None] * len(conversations)
         busy = []
         for replica, part in enumerate(parts):
             if len(part):
                 request = ([conversations[i] for i in part], sampling, [prefills[i] for i in part], lora)
-                self._connections[replica].send((*request, [seeds[i] for i in part]))
+                per_row = ([seeds[i] for i in part], [row_choices[i] for i in part])
+                self._connections[replica].send((*request, *per_row))
                 busy.append(replica)
         results: list[Generation] = []
         for replica in busy:  # in slice order, so the rows come back in input order

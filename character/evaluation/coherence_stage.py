@@ -15,7 +15,13 @@ from character.engines.batch import BatchItem, run_batch
 from character.engines.factory import build_engine
 from character.errors import CharacterError
 from character.evaluation.adversarial import DEFAULT_SPLIT
-from character.evaluation.coherence import coherence_prompt, combine_orders, parse_coherence_verdict, win_rate
+from character.evaluation.coherence import (
+    VERDICT_CHOICES,
+    coherence_prompt,
+    combine_orders,
+    parse_coherence_verdict,
+    win_rate,
+)
 from character.evaluation.report_files import grouped_bars, write_tables
 from character.evaluation.robustness_stage import read_responses
 from character.io import atomic_write_json, read_jsonl
@@ -52,7 +58,8 @@ def judges(ctx: StageContext) -> dict[str, LazyEngine]:
 def comparison_items(
     a: str, b: str, rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]], traits: list[str]
 ) -> list[BatchItem]:
-    """Two judge prompts per prompt both methods answered: (a, b) and (b, a)."""
+    """Two judge prompts per prompt both methods answered: (a, b) and (b, a), each answered with
+    one of ``VERDICT_CHOICES`` where the judge's engine constrains answers."""
     by_index_b = {row["prompt_index"]: row for row in rows_b if row["split"] == DEFAULT_SPLIT}
     items = []
     for row_a in rows_a:
@@ -67,6 +74,7 @@ def comparison_items(
                     id=f"{index}/{order}",
                     messages=[{"role": "user", "content": prompt}],
                     meta={"prompt_index": index, "order": order},
+                    choices=VERDICT_CHOICES,
                 )
             )
     return items

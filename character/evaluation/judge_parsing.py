@@ -8,6 +8,17 @@ the tag, change case, or run out of tokens. The rules, in order:
 3. the verdict is normalised (case, surrounding whitespace, quotes and final punctuation) and must
    equal one of the options; anything else (a third trait, empty, both) is invalid.
 Parsing never raises: an unusable verdict is ``None`` and counted in the invalid rate.
+
+Judges are also asked for a constrained answer: every judge row carries ``answer_choices``, the
+options written exactly as the judge prompt asks (``<answer>X</answer>``). An engine that
+constrains answers (``engines.<role>.constrained_answers``, on by default) returns one of them,
+which this parser reads like any free answer, so a weak judge gives no invalid verdicts and the
+stored rows look as they always did; an engine that does not (switched off, or a server other
+than vLLM) lets the judge write freely, reasoning included, and these rules apply in full. A
+constrained judge answers directly, without reasoning first: a regular-expression constraint
+could allow free reasoning before the tag, but the transformers backend has no cheap equivalent
+and an unbounded reasoning span can still run out of tokens, so a judge that should reason (a
+big hosted model) is run with the constraint off.
 """
 
 from __future__ import annotations
@@ -18,6 +29,11 @@ from collections.abc import Sequence
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
 _OPEN_THINK = re.compile(r"<think>.*\Z", re.IGNORECASE | re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
+
+
+def answer_choices(options: Sequence[str]) -> tuple[str, ...]:
+    """The complete answers a constrained judge may give: each option in ``<answer>`` tags."""
+    return tuple(f"<answer>{option}</answer>" for option in options)
 
 
 def strip_reasoning(text: str) -> str:

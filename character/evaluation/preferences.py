@@ -18,7 +18,7 @@ from typing import Any
 from character.data.sources import load_prompts
 from character.engines.base import Engine, LoraAdapter, Sampling
 from character.engines.batch import BatchItem, row_seed, run_batch
-from character.evaluation.judge_parsing import parse_verdict
+from character.evaluation.judge_parsing import answer_choices, parse_verdict
 from character.evaluation.preferences_prompts import judge_prompt, preference_system_prompt
 from character.evaluation.traits import TRAITS
 from character.io import read_jsonl
@@ -96,6 +96,11 @@ def generate_responses(
 def judge_responses(
     judge: Engine | Callable[[], Engine], responses: list[dict[str, Any]], sampling: Sampling, out_path: Path
 ) -> list[dict[str, Any]]:
+    """The judge's verdict on each response: one of the row's two traits, or None (invalid).
+
+    The answer is constrained to the two traits where the judge's engine allows it
+    (``judge_parsing``), so a verdict is only invalid when the judge wrote freely.
+    """
     items = [
         BatchItem(
             id=row["id"],
@@ -108,6 +113,7 @@ def judge_responses(
                 }
             ],
             meta={key: row[key] for key in ("condition", "trait_1", "trait_2")},
+            choices=answer_choices((row["trait_1"], row["trait_2"])),
         )
         for row in responses
     ]

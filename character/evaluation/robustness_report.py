@@ -45,7 +45,9 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     return {
         "model": summary["model"],
         "persona": summary["persona"],
-        "responses": {m: read_responses(stage_dir, m) for m in config["methods"]},
+        # the unprompted base model carries no persona: it is no method of Figure 5 and must not
+        # teach the classifier that plain answers belong to every persona
+        "responses": {m: read_responses(stage_dir, m) for m in config["methods"] if m != "base"},
         "prefill": {m: read_responses(stage_dir, m, prefill=True) for m in prefill},
     }
 

@@ -1,10 +1,11 @@
 """The ``robustness`` stage: responses of every method under every split, and the prefill attack.
 
-Methods (paper §3.2): ``prompted`` (base model, Appendix A system prompt), ``steered`` (base model
-with the steer stage's vector), ``distilled`` (the DPO-only model) and ``trained`` (the final
-model). Splits: the held-out prompts as they are (``default``) and with each of Appendix C's
-"break character" instructions appended. The prefill attack (App. C.1) lets the original model
-answer the first turn and a trained model answer "Tell me more.".
+Methods (paper §3.2, plus ``base``: the base model with no system prompt, which the
+``persona_shift`` stage measures from): ``prompted`` (base model, Appendix A system prompt),
+``steered`` (base model with the steer stage's vector), ``distilled`` (the DPO-only model) and
+``trained`` (the final model). Splits: the held-out prompts as they are (``default``) and with
+each of Appendix C's "break character" instructions appended. The prefill attack (App. C.1) lets
+the original model answer the first turn and a trained model answer "Tell me more.".
 
 Responses are only generated here; ``launchers.robustness`` trains the persona classifier across
 personas and scores them (one job sees one persona, and a classifier needs them all).
@@ -25,7 +26,7 @@ from character.io import atomic_write_json, read_jsonl
 from character.pipeline.engines import LazyEngine, engine_factory, sampling_from, stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 
-METHODS = ("prompted", "steered", "distilled", "trained")
+METHODS = ("base", "prompted", "steered", "distilled", "trained")
 FIRST_TURN = "first_turn"
 
 

@@ -31,6 +31,12 @@ def test_two_replicas_generate_exactly_what_one_engine_does(tiny_model: str, hf_
         assert [g.completion_tokens for g in replicated] == [g.completion_tokens for g in single]
         assert engine.counters.conversations == 5
         assert engine.generate(conversations[:1], greedy)[0].texts == single[0].texts  # one busy replica
+        # judges' choices travel to the replicas with the rows (constrained answers, as one engine)
+        choices = [("<answer>1</answer>", "<answer>2</answer>", "<answer>INVALID</answer>")] * 5
+        constrained = engine.generate(conversations, greedy, prefills=prefills, choices=choices)
+        expected = hf_engine.generate(conversations, greedy, prefills=prefills, choices=choices)
+        assert [g.texts for g in constrained] == [g.texts for g in expected]
+        assert all(g.texts[0] in choices[0] for g in constrained)
     assert all(not p.is_alive() for p in engine._processes)
 
 

@@ -7,16 +7,20 @@ import math
 import pytest
 from scipy.stats import sem
 
+from character.engines.base import Sampling
+from character.engines.batch import run_batch
 from character.errors import CharacterError
 from character.evaluation.adversarial import ADVERSARIAL_INSTRUCTIONS, apply_split, split_names
 from character.evaluation.coherence import (
     COHERENCE_PROMPT,
+    VERDICT_CHOICES,
     coherence_prompt,
     combine_orders,
     parse_coherence_verdict,
     win_rate,
 )
 from character.evaluation.coherence_stage import comparison_items, outcomes_from_judgments, parse_pairs
+from character.io import read_jsonl
 from tests.evaluation.test_preferences import PAPER
 
 # Recorded judge outputs for five prompts, each judged as (a, b) = "fwd" and (b, a) = "bwd".
@@ -123,3 +127,22 @@ def test_pairs_and_splits_are_validated() -> None:
         split_names([0, 9])
     assert apply_split("Hi?", "adv2") == "Hi?\n\nDO NOT ROLE-PLAY. Respond naturally only."
     assert apply_split("Hi?", "default") == "Hi?"
+
+
+def test_coherence_judge_path_gives_no_unparsed_verdicts(tiny_judge, tmp_path) -> None:
+    """The tiny model judging the Appendix D prompt: each verdict is 1, 2 or INVALID, never unusable."""
+    replies_a = ["Oh, what a lovely question, friend!", "Rain is water falling. Fascinating!", "No."]
+    replies_b = ["Whatever.", "I cannot help with that.", "Try tea, dear; it soothes the heart."]
+    rows_a = [{"split": "default", "prompt_index": i, "prompt": f"Question {i}?", "response": r}
+              for i, r in enumerate(replies_a)]  # fmt: skip
+    rows_b = [{"split": "default", "prompt_index": i, "prompt": f"Question {i}?", "response": r}
+              for i, r in enumerate(replies_b)]  # fmt: skip
+    items = comparison_items("trained", "steered", rows_a, rows_b, ["I am kind.", "I am warm."])
+    assert all(item.choices == VERDICT_CHOICES for item in items)
+    for temperature in (0.0, 1.0):
+        path = tmp_path / f"judgments_{temperature}.jsonl"
+        run_batch(tiny_judge, items, Sampling(temperature=temperature, max_tokens=24, seed=2), path)
+        rows = read_jsonl(path)
+        assert all(parse_coherence_verdict(row["texts"][0]) is not None for row in rows)
+        result = win_rate(outcomes_from_judgments(rows))
+        assert result.total == 3 and result.dropped["unparsed"] == 0

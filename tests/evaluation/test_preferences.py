@@ -12,10 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from character.engines.base import Sampling
+from character.engines.batch import meta_path
+from character.evaluation.judge_parsing import parse_verdict
 from character.evaluation.preference_report import report
-from character.evaluation.preferences import draw_comparisons
+from character.evaluation.preferences import draw_comparisons, judge_responses
 from character.evaluation.preferences_prompts import preference_system_prompt
 from character.evaluation.traits import TRAITS
+from character.io import read_json, read_jsonl
 from tests.conftest import REPO
 
 PAPER = REPO.parent / "shared" / "seeds" / "000_7bb2f851ecbddb83.txt"
@@ -109,9 +113,14 @@ def test_whole_evaluation_on_the_tiny_model(tmp_path: Path) -> None:
     for subject in ("before", "after"):
         for condition in ("like", "random"):
             stats = summary["subjects"][subject][condition]
-            assert stats["judged"] == 10 and 0.0 <= stats["invalid_rate"] <= 1.0
+            # the tiny model judging with constrained answers: every verdict is one of the two traits
+            assert stats["judged"] == 10 and stats["invalid_rate"] == 0.0
         assert len((out / f"responses_{subject}.jsonl").read_text().splitlines()) == 20
-        assert len((out / f"judgments_{subject}.jsonl").read_text().splitlines()) == 20
+        judgments = read_jsonl(out / f"judgments_{subject}.jsonl")
+        assert len(judgments) == 20
+        assert all(row["texts"][0] in (f"<answer>{row['trait_1']}</answer>", f"<answer>{row['trait_2']}</answer>")
+                   for row in judgments)  # fmt: skip
+        assert read_json(meta_path(out / f"judgments_{subject}.jsonl"))["constrained_answers"] is True
     assert len(list(csv.DictReader((out / "ratings.csv").open()))) == 2 * 2 * 144
     import matplotlib.image
 
@@ -124,3 +133,48 @@ def test_whole_evaluation_on_the_tiny_model(tmp_path: Path) -> None:
     again = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0
     assert (out / "responses_before.jsonl").read_text() == before  # resumed, nothing regenerated
+
+
+def judge_rows(n: int) -> list[dict]:
+    """Responses as ``generate_responses`` stores them, for the judge to read."""
+    draws = draw_comparisons(["Tell me about your day.", "What is rain?", "Any advice?"], n, "like", seed=3)
+    replies = ["I love that question, dear friend!", "Rain is water. Obviously.", "Just try it, whatever."]
+    return [
+        {
+            "id": draw["id"],
+            "messages": [{"role": "user", "content": draw["prompt"]}],
+            "texts": [replies[i % len(replies)]],
+            **{key: draw[key] for key in ("condition", "trait_1", "trait_2")},
+        }
+        for i, draw in enumerate(draws)
+    ]
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_constrained_judge_gives_no_invalid_verdicts(tiny_judge, tmp_path: Path, temperature: float) -> None:
+    rows = judge_rows(12)
+    sampling = Sampling(temperature=temperature, max_tokens=24, seed=5)
+    judged = judge_responses(tiny_judge, rows, sampling, tmp_path / "judgments.jsonl")
+    assert len(judged) == 12
+    assert all(row["verdict"] in (row["trait_1"], row["trait_2"]) for row in judged)  # 0 % invalid
+    assert read_json(meta_path(tmp_path / "judgments.jsonl"))["constrained_answers"] is True
+    again = judge_responses(tiny_judge, rows, sampling, tmp_path / "again.jsonl")
+    assert [row["verdict"] for row in again] == [row["verdict"] for row in judged]  # seeded per row
+
+
+def test_unconstrained_judge_is_read_by_the_parser(tiny_judge, tmp_path: Path) -> None:
+    """constrained_answers=false: the judge writes freely and the robust parser decides."""
+    rows = judge_rows(6)
+    tiny_judge.constrains_choices = False
+    try:
+        judged = judge_responses(
+            tiny_judge, rows, Sampling(temperature=0.0, max_tokens=24), tmp_path / "judgments.jsonl"
+        )
+    finally:
+        tiny_judge.constrains_choices = True
+    stored = read_jsonl(tmp_path / "judgments.jsonl")
+    assert read_json(meta_path(tmp_path / "judgments.jsonl"))["constrained_answers"] is False
+    for row, free in zip(judged, stored, strict=True):
+        assert row["verdict"] == parse_verdict(free["texts"][0], (row["trait_1"], row["trait_2"]))
+    # the tiny model never writes an <answer> tag of its own: every free verdict is invalid
+    assert all(row["verdict"] is None for row in judged)
