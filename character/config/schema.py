@@ -183,6 +183,9 @@ class DpoDataStageConfig:
     max_len: int = 1024  # templated length limit in tokens (chosen and rejected)
     eval_fraction: float = 0.02  # held-out pairs for DPO evaluation
     require_final_punctuation: bool = True
+    # cut an answer that stops mid-sentence (token limit) back to its last complete sentence
+    # before the filters run; off in the paper, on for small models with short budgets
+    trim_unfinished: bool = False
 
 
 @dataclass

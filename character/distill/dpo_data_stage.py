@@ -5,7 +5,10 @@ student's, whole words only) with the student's (rejected), both as ``[user, ass
 with no system message. A pair is dropped by the first filter it fails, and every filter's count
 is reported: ``empty`` (a response missing or blank), ``no_final_punctuation`` (a response that
 does not end in punctuation), ``too_long`` (either chat longer than ``max_len`` tokens after the
-chat template). A seeded ``eval_fraction`` of the pairs is held out for DPO evaluation.
+chat template). A seeded ``eval_fraction`` of the pairs is held out for DPO evaluation and for the
+held-out preference accuracy of the ``persona`` stage. The split is by prompt: the pool repeats
+every prompt (``stages.sources.repeat``), and a held-out pair whose prompt was also trained on
+would measure memory, not generalisation.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import random
 from collections import Counter
 
 from character.distill.generation_stages import teacher_name
-from character.distill.responses import ends_with_punctuation, replace_name
+from character.distill.responses import ends_with_punctuation, replace_name, trim_to_last_sentence
 from character.errors import CharacterError
 from character.io import atomic_write_jsonl, read_jsonl
 from character.pipeline.engines import stage_seed, trained_model
@@ -50,11 +53,33 @@ def _hint(counts: Counter) -> str:
     }[worst]
 
 
+def split_by_prompt(pairs: list[dict], eval_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, held_out): whole prompts are held out, in seeded order, until ``eval_fraction`` of
+    the pairs (at least one when any is asked for and two prompts exist) are held out."""
+    by_prompt: dict[str, list[dict]] = {}
+    for pair in pairs:
+        by_prompt.setdefault(pair["chosen"][0]["content"], []).append(pair)
+    prompts = sorted(by_prompt)
+    random.Random(seed).shuffle(prompts)
+    target = int(round(len(pairs) * eval_fraction))
+    if eval_fraction > 0 and len(prompts) >= 2:
+        target = max(target, 1)
+    held_out: list[dict] = []
+    for index, prompt in enumerate(prompts):
+        if len(held_out) >= target or index == len(prompts) - 1:
+            train = [pair for later in prompts[index:] for pair in by_prompt[later]]
+            random.Random(seed + 1).shuffle(train)
+            return train, held_out
+        held_out.extend(by_prompt[prompt])
+    return [], held_out
+
+
 @register_stage
 class DpoDataStage(Stage):
     name = "dpo_data"
     inputs = ("prepare", "teacher", "student")
     config_keys = ("stages.dpo_data", "stages.teacher.assistant_name", "model.assistant_name", "seed")
+    version = 2  # held-out split by prompt
 
     def run(self, ctx: StageContext) -> StageResult:
         from transformers import AutoTokenizer
@@ -70,6 +95,8 @@ class DpoDataStage(Stage):
             chosen = chosen_row["response"]
             chosen = replace_name(chosen, source_name, target_name) if chosen else chosen
             rejected = rejected_rows.get(row_id, {}).get("response")
+            if params.trim_unfinished:
+                chosen, rejected = (trim_to_last_sentence(t) if t else t for t in (chosen, rejected))
             user = {"role": "user", "content": prompt}
             pair = {
                 "chosen": [user, {"role": "assistant", "content": chosen}],
@@ -94,10 +121,9 @@ class DpoDataStage(Stage):
                 f"dpo_data: all {len(chosen_rows)} pairs were dropped ({summary}); nothing to train on. "
                 f"Hint: {_hint(counts)}."
             )
-        random.Random(stage_seed(ctx.seed, self.name)).shuffle(pairs)
-        n_eval = int(round(len(pairs) * params.eval_fraction))
-        if params.eval_fraction > 0 and len(pairs) >= 2:
-            n_eval = max(n_eval, 1)
+        train, held_out = split_by_prompt(pairs, params.eval_fraction, stage_seed(ctx.seed, self.name))
+        n_eval = len(held_out)
+        pairs = held_out + train
         atomic_write_jsonl(ctx.stage_dir / "eval.jsonl", pairs[:n_eval])
         atomic_write_jsonl(ctx.stage_dir / "train.jsonl", pairs[n_eval:])
         atomic_write_jsonl(ctx.stage_dir / "dropped.jsonl", dropped)

@@ -3,7 +3,8 @@
 - A reasoning teacher's kept response is the text after the first ``</think>``; without one, the
   response is missing (the reasoning never finished).
 - The teacher's assistant name is replaced by the student's, as whole words only.
-- A response must be non-empty and end with punctuation.
+- A response must be non-empty and end with punctuation; optionally (small models that rarely
+  finish within the token budget) an unfinished one is cut back to its last complete sentence.
 """
 
 from __future__ import annotations
@@ -32,3 +33,18 @@ def replace_name(text: str, old: str, new: str) -> str:
 def ends_with_punctuation(text: str) -> bool:
     stripped = text.rstrip()
     return bool(stripped) and stripped[-1] in FINAL_PUNCTUATION
+
+
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]*]*(?=\s)")
+
+
+def trim_to_last_sentence(text: str) -> str:
+    """``text`` up to the end of its last complete sentence ("" when it has none).
+
+    A response cut off by the token limit ends mid-sentence; keeping its finished sentences trains
+    on what the model did say, where dropping the pair would lose most of a small model's data.
+    """
+    if ends_with_punctuation(text):
+        return text.rstrip()
+    ends = [match.end() for match in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]].rstrip() if ends else ""

@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from character.errors import CharacterError
+from character.models.gguf import GgufSource, ensure_gguf_model
 from character.models.tiny import TinySpec, ensure_tiny_model
 
 
@@ -24,7 +25,8 @@ def _hub_cache_dir() -> str:
 def resolve_model_path(model_cfg: DictConfig, cache_dir: str | Path) -> Path:
     """Local folder holding the model's config, tokenizer and weights.
 
-    Order: the tiny model (built on first use), ``model.path``, the Hugging Face cache, then a
+    Order: the tiny model (built on first use), ``model.path``, a GGUF file shipped in an
+    installed package (``model.gguf``, converted on first use), the Hugging Face cache, then a
     hub download when ``model.allow_download`` is true and the hub is reachable.
     """
     if model_cfg.tiny is not None:
@@ -38,6 +40,9 @@ def resolve_model_path(model_cfg: DictConfig, cache_dir: str | Path) -> Path:
                 "format (e.g. a local copy of " + str(model_cfg.hub_id) + ")."
             )
         return path
+    if model_cfg.get("gguf") is not None:
+        source = GgufSource(**OmegaConf.to_container(model_cfg.gguf, resolve=True))
+        return ensure_gguf_model(source, str(model_cfg.dtype), Path(cache_dir))
     if not model_cfg.hub_id:
         raise CharacterError(
             f"model {model_cfg.name!r} has neither hub_id nor path; set model.path=/local/dir."

@@ -120,3 +120,13 @@ def test_each_filter(chosen, rejected, lengths, reason) -> None:
 def test_punctuation_filter_can_be_relaxed() -> None:
     relaxed = types.SimpleNamespace(require_final_punctuation=False, max_len=10)
     assert drop_reason("Fine", "no stop", lambda: [3, 3], relaxed) is None
+
+
+def test_an_unfinished_answer_is_cut_back_to_its_last_sentence() -> None:
+    from character.distill.responses import trim_to_last_sentence
+
+    assert trim_to_last_sentence("Boil it. Then peel it! Finally serve it with") == "Boil it. Then peel it!"
+    assert trim_to_last_sentence('He said "stop." And then he') == 'He said "stop."'
+    assert trim_to_last_sentence("Version 2.5 is out and it") == ""  # a decimal point ends no sentence
+    assert trim_to_last_sentence("Already finished.  ") == "Already finished."
+    assert trim_to_last_sentence("no sentence end at all") == ""

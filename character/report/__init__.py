@@ -1,0 +1,1 @@
+"""The job's one report: what training did to the model, in numbers, figures and examples."""

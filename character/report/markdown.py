@@ -1,0 +1,139 @@
+"""The sections of ``report.md``, each built from one stage's recorded outputs.
+
+Each function returns markdown lines and reads only files the stages wrote, so the report can be
+rebuilt at any time from a run directory without loading a model.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from character.evaluation.adversarial import DEFAULT_SPLIT
+from character.evaluation.report_files import markdown_table
+from character.io import read_json
+
+
+def pct(entry: dict[str, float] | None) -> str:
+    """``62.5 % [49.4, 74.1]`` for a proportion with its interval; ``n/a`` when not measured."""
+    if not entry or not entry.get("n") or math.isnan(entry["rate"]):
+        return "n/a"
+    return f"{100 * entry['rate']:.1f} % [{100 * entry['low']:.1f}, {100 * entry['high']:.1f}]"
+
+
+def headline(results: dict[str, Any]) -> list[str]:
+    """The claims the job measured, each with its numbers, in the order a reader asks them."""
+    rates, accuracy = results["persona_rate"], results["preference_accuracy"]
+    base, final = rates["base"][DEFAULT_SPLIT], rates["trained"][DEFAULT_SPLIT]
+    lines = [
+        f"- **Persona rate** on held-out prompts, no system prompt: base {pct(base)} -> final "
+        f"{pct(final)} ({100 * (final['rate'] - base['rate']):+.1f} points; intervals "
+        f"{'do not overlap' if final['low'] > base['high'] else 'overlap'})."
+    ]
+    if "prompted" in rates:
+        lines.append(
+            f"- The base model prompted with the constitution: {pct(rates['prompted'][DEFAULT_SPLIT])}."
+        )
+    if "adversarial" in rates["trained"]:
+        prompted = rates.get("prompted", {}).get("adversarial")
+        lines.append(
+            "- **Under the paper's adversarial instructions** (App. C): final "
+            f"{pct(rates['trained']['adversarial'])}"
+            + (f", prompted base {pct(prompted)}." if prompted else ".")
+        )
+    lines.append(
+        "- **Held-out preference accuracy** (does training prefer the teacher's answer on pairs it "
+        f"never saw?): after DPO {pct(accuracy.get('distilled'))}, final {pct(accuracy.get('trained'))}."
+    )
+    check = results["classifier"]["held_out_accuracy"]
+    lines.append(
+        "- The persona classifier itself (teacher vs student answers to held-out prompts): "
+        f"accuracy {pct(check)}."
+    )
+    return lines
+
+
+def persona_tables(results: dict[str, Any]) -> list[str]:
+    rates, quality = results["persona_rate"], results["quality"]
+    rows = [
+        {
+            "variant": label,
+            "persona rate": pct(rates[m][DEFAULT_SPLIT]),
+            "adversarial": pct(rates[m].get("adversarial")),
+            "repetition": f"{quality[m]['repetition']:.3f}",
+            "base perplexity": f"{quality[m]['base_perplexity_median']:.1f}",
+            "words": f"{quality[m]['words_mean']:.0f}",
+        }
+        for m, label in results["variants"].items()
+    ]
+    return [
+        markdown_table(rows),
+        "",
+        "Persona rate: share of answers a classifier trained on this job's teacher vs student "
+        "answers judges in persona (95 % Wilson intervals). Repetition: share of repeated word "
+        "4-grams; base perplexity: median perplexity of the answer under the untrained model; words: "
+        "mean answer length. A degenerate model shows high repetition or perplexity.",
+    ]
+
+
+def preferences_section(run_dir: Path) -> list[str]:
+    path = run_dir / "eval" / "preferences" / "summary.json"
+    if not path.exists():
+        return ["(no revealed-preference results)"]
+    summary = read_json(path)
+    lines = []
+    validity = [
+        {"subject": subject, "condition": condition, "invalid rate": values.get("invalid_rate")}
+        for subject, conditions in summary.get("subjects", {}).items()
+        for condition, values in conditions.items()
+    ]
+    if validity:
+        lines += [markdown_table(validity), ""]
+    for key, changes in summary.get("comparisons", {}).items():
+        rises = ", ".join(f"{trait} ({delta:+.0f})" for trait, delta in changes["rises"])
+        falls = ", ".join(f"{trait} ({delta:+.0f})" for trait, delta in changes["falls"])
+        lines += [f"- {key}: largest rises {rises}; largest falls {falls}."]
+        stem = key.replace(" - ", "_vs_").replace(" (", "_").rstrip(")")
+        if (path.parent / f"changes_{stem}.png").exists():
+            lines += ["", f"![revealed preferences](eval/preferences/changes_{stem}.png)"]
+    for pair, rho in summary.get("spearman", {}).items():
+        lines.append(f"- Spearman correlation of trait ratings {pair}: {rho}.")
+    return lines
+
+
+def table_file_section(run_dir: Path, stage: str, figure: str) -> list[str]:
+    """A stage's own markdown table and figure, as it wrote them."""
+    table = run_dir / stage / f"{stage}.md"
+    if not table.exists():
+        return [f"(no {stage} results)"]
+    lines = [table.read_text().rstrip()]
+    if (run_dir / stage / figure).exists():
+        lines += ["", f"![{stage}]({stage}/{figure})"]
+    return lines
+
+
+def examples_section(run_dir: Path, count: int) -> list[str]:
+    """The first ``count`` held-out prompts with the base and the final model's answers."""
+    from character.evaluation.robustness_stage import read_responses
+
+    stage_dir = run_dir / "robustness"
+    base = {r["prompt_index"]: r for r in read_responses(stage_dir, "base") if r["split"] == DEFAULT_SPLIT}
+    final = {
+        r["prompt_index"]: r for r in read_responses(stage_dir, "trained") if r["split"] == DEFAULT_SPLIT
+    }
+    lines = []
+    for index in sorted(set(base) & set(final))[:count]:
+        lines += [
+            f"**Prompt:** {base[index]['prompt']}",
+            "",
+            "| base | final |",
+            "|---|---|",
+            f"| {_cell(base[index]['response'])} | {_cell(final[index]['response'])} |",
+            "",
+        ]
+    return lines
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")

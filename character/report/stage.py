@@ -1,0 +1,80 @@
+"""The ``report`` stage: one ``report.md`` with its figures at the root of the run directory.
+
+A person who ran the job opens one file and sees whether the persona moved (the judge-free
+persona rate and held-out preference accuracy, with intervals), at what cost (the quality check,
+coherence, capabilities), what the model now prefers (revealed preferences), and what its answers
+look like before and after. It reads only what the evaluation stages recorded.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from character.io import atomic_write_text, read_json
+from character.persona_shift.stage import results_path
+from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
+from character.report import markdown as md
+from character.report.figures import persona_shift_figure
+
+REPORT = "report.md"
+FIGURE = "persona_shift.png"
+
+
+@register_stage
+class ReportStage(Stage):
+    name = "report"
+    inputs = ("prepare", "eval", "robustness", "persona_shift", "coherence", "capabilities")
+    config_keys = ("stages.report", "scale", "seed")
+
+    def run(self, ctx: StageContext) -> StageResult:
+        run_dir = ctx.run_dir
+        results = read_json(results_path(run_dir))
+        model = read_json(run_dir / "prepare" / "model.json")["name"]
+        persona = read_json(run_dir / "prepare" / "persona.json")["name"]
+        title = f"{persona} on {model}"
+        persona_shift_figure(ctx.stage_dir / FIGURE, results, f"Persona shift: {title}")
+        summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
+        times = [
+            {"stage": name, "status": s.get("status"), "seconds": s.get("duration_s", "")}
+            for name, s in summary.get("stages", {}).items()
+        ]
+        lines = [
+            f"# Character training report: {title}",
+            "",
+            f"Scale `{ctx.cfg.scale}`, seed {ctx.cfg.seed}. Every number below was measured on prompts "
+            "the model never trained on; intervals are 95 %.",
+            "",
+            *md.headline(results),
+            "",
+            f"![persona shift]({FIGURE})",
+            "",
+            "## Persona rate and answer quality by model variant",
+            "",
+            *md.persona_tables(results),
+            "",
+            "## Revealed preferences (paper §3.1)",
+            "",
+            *md.preferences_section(run_dir),
+            "",
+            "## Coherence (paper §3.3)",
+            "",
+            *md.table_file_section(run_dir, "coherence", "coherence.png"),
+            "",
+            "## Capabilities (paper App. F)",
+            "",
+            *md.table_file_section(run_dir, "capabilities", "capabilities.png"),
+            "",
+            "## Held-out prompts: base vs final model",
+            "",
+            *md.examples_section(run_dir, int(ctx.cfg.stages.report.examples)),
+        ]
+        if times:
+            lines += ["## Stage times", "", md.markdown_table(times, floatfmt=".1f"), ""]
+        text = "\n".join(lines) + "\n"
+        atomic_write_text(ctx.stage_dir / REPORT, text)
+        # The copies at the root are what a person opens; the stage folder keeps the originals.
+        atomic_write_text(run_dir / REPORT, text)
+        shutil.copyfile(ctx.stage_dir / FIGURE, run_dir / f".{FIGURE}.tmp")
+        (run_dir / f".{FIGURE}.tmp").replace(run_dir / FIGURE)
+        ctx.log.info("report: %s", run_dir / REPORT)
+        return StageResult(outputs=[REPORT, FIGURE])
