@@ -176,6 +176,9 @@ class TeacherStageConfig(GenerationStageConfig):
     # true: the prefill opens <think> and the kept answer is the text after the first </think>;
     # false (teachers without reasoning): the prefilled <think> block is closed, the answer kept whole.
     reasoning: bool = True
+    # false: no Appendix A <think> prefill at all (only for teachers without reasoning; a 135M
+    # model given the closed block continues the trait list instead of answering)
+    think_prefill: bool = True
 
 
 @dataclass
@@ -271,6 +274,10 @@ class PreferencesConfig:
     judge_sampling: SamplingConfig = field(
         default_factory=lambda: SamplingConfig(temperature=0.1, max_tokens=2048)
     )
+    # known-answer cases for the judge (character/evaluation/judge_check.py): the base model told
+    # to express one trait of a drawn pair; the judge's accuracy is reported beside the ratings.
+    # 0: no check
+    judge_check: int = 50
 
 
 @dataclass
@@ -368,6 +375,9 @@ class CoherenceStageConfig:
     sampling: SamplingConfig = field(
         default_factory=lambda: SamplingConfig(temperature=0.0, top_p=1.0, max_tokens=2048)
     )
+    # known-answer cases per judge (character/evaluation/judge_check.py): a response of the first
+    # pair's first method against a word-shuffled copy, both orders. 0: no check
+    judge_check: int = 50
 
 
 @dataclass
@@ -463,6 +473,9 @@ class TrainConfig:
     run_root: str = "runs"
     cache_dir: str = MISSING
     force: bool = False  # rerun the selected stages even when their manifests match
+    # true: every library's console output, as printed (false: stage lines, progress, summary;
+    # the rest in <run_dir>/logs/, see character/pipeline/console.py)
+    verbose: bool = False
     acknowledge_gated: bool = False  # required to train a persona marked gated
     plugins: list[str] = field(default_factory=list)  # modules that register extra stages
     plugin_params: dict[str, Any] = field(default_factory=dict)  # plugin_params.<stage>.<key>

@@ -108,3 +108,10 @@ def validate_train_config(cfg: DictConfig) -> None:
             "assistant, meant only for red-teaming and safety research. To run it anyway, add "
             "acknowledge_gated=true to the command."
         )
+    teacher = cfg.stages.teacher
+    if teacher.reasoning and not teacher.think_prefill:
+        raise CharacterError(
+            "stages.teacher.reasoning=true with stages.teacher.think_prefill=false: a reasoning "
+            "teacher's answer is the text after the </think> that closes the prefilled block; expected "
+            "think_prefill=true, or reasoning=false for a teacher without reasoning."
+        )

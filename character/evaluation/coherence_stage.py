@@ -2,6 +2,8 @@
 
 Every configured pair ``a:b`` (e.g. trained:steered) is judged by every configured judge, each
 comparison in both orders; ``coherence`` turns the two verdicts into a kept win or a counted drop.
+Every judge is also checked on known answers first (``judge_check``): a sample of the first
+method's responses against word-shuffled copies of themselves, judged the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ from character.evaluation.coherence import (
     combine_orders,
     parse_coherence_verdict,
     win_rate,
+)
+from character.evaluation.judge_check import (
+    CHECK,
+    RESULT_FILE,
+    coherence_check_result,
+    coherence_check_rows,
+    log_coherence_check,
 )
 from character.evaluation.report_files import grouped_bars, write_tables
 from character.evaluation.robustness_stage import read_responses
@@ -101,11 +110,33 @@ class CoherenceStage(Stage):
         traits = [t.trait for t in ctx.cfg.persona.traits]
         robustness_dir: Path = ctx.input_dirs["robustness"]
         responses = {m: read_responses(robustness_dir, m) for m in {m for pair in pairs for m in pair}}
-        sampling = sampling_from(params.sampling, stage_seed(ctx.seed, self.name))
+        seed = stage_seed(ctx.seed, self.name)
+        sampling = sampling_from(params.sampling, seed)
         results: list[dict[str, Any]] = []
+        checks: list[dict[str, Any]] = []
         outputs: list[str] = []
+        # the judge check's cases: responses of the first method of the pairs, intact and degraded
+        check_source = pairs[0][0] if pairs and int(params.judge_check) > 0 else None
+        intact, degraded = (
+            coherence_check_rows(responses[check_source], int(params.judge_check), seed)
+            if check_source is not None
+            else ([], [])
+        )
+        if check_source is not None and not intact:
+            ctx.log.warning("judge check (coherence): no %s response has two different words", check_source)
         for judge_name, judge in judges(ctx).items():
             with judge:
+                if check_source is not None:
+                    items = comparison_items("intact", "degraded", intact, degraded, traits)
+                    outcomes: list[str] = []
+                    if items:
+                        path = ctx.stage_dir / CHECK / f"{judge_name}.jsonl"
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        run_batch(judge, items, sampling, path, description=f"judge check ({judge_name})")
+                        outputs.append(str(path.relative_to(ctx.stage_dir)))
+                        outcomes = outcomes_from_judgments(read_jsonl(path))
+                    checks.append(coherence_check_result(outcomes, judge_name, check_source))
+                    log_coherence_check(ctx.log, checks[-1])
                 for a, b in pairs:
                     path = ctx.stage_dir / "judgments" / judge_name / f"{a}_vs_{b}.jsonl"
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,9 +158,16 @@ class CoherenceStage(Stage):
                     )
         outputs += self._report(ctx.stage_dir, results)
         metrics = {f"{r['judge']}/{r['pair'].replace(' ', '_')}/win_rate": r["win_rate"] for r in results}
-        return StageResult(
-            outputs=outputs, counts={"comparisons": sum(r["total"] for r in results)}, metrics=metrics
-        )
+        counts: dict[str, Any] = {"comparisons": sum(r["total"] for r in results)}
+        if check_source is not None:
+            atomic_write_json(ctx.stage_dir / RESULT_FILE, {"judges": checks})
+            outputs.append(RESULT_FILE)
+            metrics |= {f"{c['judge']}/judge_check_accuracy": c["accuracy"]["rate"] for c in checks}
+            counts["judge_check"] = {
+                c["judge"]: {key: c[key] for key in ("cases", "correct", "invalid", "inconsistent")}
+                for c in checks
+            }
+        return StageResult(outputs=outputs, counts=counts, metrics=metrics)
 
     @staticmethod
     def _report(stage_dir: Path, results: list[dict[str, Any]]) -> list[str]:

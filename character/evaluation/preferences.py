@@ -94,13 +94,20 @@ def generate_responses(
 
 
 def judge_responses(
-    judge: Engine | Callable[[], Engine], responses: list[dict[str, Any]], sampling: Sampling, out_path: Path
+    judge: Engine | Callable[[], Engine],
+    responses: list[dict[str, Any]],
+    sampling: Sampling,
+    out_path: Path,
+    extra_keys: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """The judge's verdict on each response: one of the row's two traits, or None (invalid).
 
     The answer is constrained to the two traits where the judge's engine allows it
-    (``judge_parsing``), so a verdict is only invalid when the judge wrote freely.
+    (``judge_parsing``), so a verdict is only invalid when the judge wrote freely. ``extra_keys``
+    of the response rows are carried into the judgment rows and the result (the judge check keeps
+    its known answer beside each verdict this way).
     """
+    keys = ("condition", "trait_1", "trait_2", *extra_keys)
     items = [
         BatchItem(
             id=row["id"],
@@ -112,7 +119,7 @@ def judge_responses(
                     ),
                 }
             ],
-            meta={key: row[key] for key in ("condition", "trait_1", "trait_2")},
+            meta={key: row[key] for key in keys},
             choices=answer_choices((row["trait_1"], row["trait_2"])),
         )
         for row in responses
@@ -121,15 +128,7 @@ def judge_responses(
     judged = []
     for row in read_jsonl(out_path):
         verdict = parse_verdict(row["texts"][0], (row["trait_1"], row["trait_2"]))
-        judged.append(
-            {
-                "id": row["id"],
-                "condition": row["condition"],
-                "trait_1": row["trait_1"],
-                "trait_2": row["trait_2"],
-                "verdict": verdict,
-            }
-        )
+        judged.append({"id": row["id"], **{key: row[key] for key in keys}, "verdict": verdict})
     return judged
 
 
@@ -159,8 +158,12 @@ def run_preference_eval(
     """The whole evaluation for ``subjects`` (in order: e.g. before, after) into ``out_dir``.
 
     ``subject_engine(subject)`` and ``judge_engine`` are lazy engines (``LazyEngine``), created
-    only when rows are left to generate and closed by the caller.
+    only when rows are left to generate and closed by the caller. With ``params.judge_check`` > 0,
+    the first subject (the base model, before training) also answers the judge check's cases
+    (``judge_check``), on the same engine, and the judge's accuracy on them is written beside the
+    ratings, so a judge that cannot tell two traits apart shows.
     """
+    from character.evaluation import judge_check
     from character.evaluation.preference_report import report
     from character.pipeline.engines import sampling_from
 
@@ -174,6 +177,9 @@ def run_preference_eval(
     )
     draws = [d for c in params.conditions for d in draw_comparisons(prompts, params.comparisons, c, seed)]
     responses = {}
+    check_cases, check_subject = int(params.judge_check), subjects[0]
+    check_responses: list[dict[str, Any]] = []
+    check: dict[str, Any] | None = None
     for subject in subjects:
         with subject_engine(subject) as engine:
             responses[subject.name] = generate_responses(
@@ -183,6 +189,16 @@ def run_preference_eval(
                 sampling_from(params.sampling, row_seed(seed, subject.name)),
                 out_dir / f"responses_{subject.name}.jsonl",
             )
+            if check_cases > 0 and subject is check_subject:
+                check_responses = judge_check.generate_preference_check(
+                    engine,
+                    subject,
+                    prompts,
+                    check_cases,
+                    sampling_from(params.sampling, row_seed(seed, f"{judge_check.CHECK}/{subject.name}")),
+                    seed,
+                    out_dir,
+                )
     per_subject: dict[str, dict[str, dict[str, Any]]] = {}
     with judge_engine as judge:
         for subject in subjects:
@@ -204,6 +220,22 @@ def run_preference_eval(
                     total,
                     100 * (1 - valid / total) if total else 0,
                 )
+        if check_responses:
+            check = judge_check.judge_preference_check(
+                judge,
+                check_responses,
+                sampling_from(params.judge_sampling, seed),
+                out_dir,
+                check_subject.name,
+                log,
+            )
     summary = report(out_dir, per_subject, params.bootstrap, seed)
     summary["prompts"] = {"used": len(prompts), "dropped_too_long": too_long}
+    if check is not None:
+        summary["judge_check"] = check
+        summary["outputs"] += [
+            judge_check.RESULT_FILE,
+            judge_check.PREFERENCE_RESPONSES,
+            judge_check.PREFERENCE_JUDGMENTS,
+        ]
     return summary

