@@ -17,6 +17,7 @@ from character.config.schema import register_schemas
 from character.config.validate import validate_train_config
 from character.errors import CharacterError, exit_on_user_error
 from character.models.resolve import resolve_model_path
+from character.pipeline.console import console_session
 from character.pipeline.preemption import watch_requeue_signal
 from character.pipeline.runner import PipelineRunner
 
@@ -49,15 +50,23 @@ def train(cfg: DictConfig) -> dict:
     return runner.run()
 
 
+def train_with_console(cfg: DictConfig) -> dict:
+    """``train`` with the console of ``verbose`` (character/pipeline/console.py). The session ends
+    before ``exit_on_user_error`` or Hydra print an error, so the error reaches the terminal."""
+    with console_session(verbose=bool(cfg.verbose)):
+        summary = train(cfg)
+        log.info(
+            "finished %s/%s: %s",
+            cfg.model.name,
+            cfg.persona.name,
+            {name: s["status"] for name, s in summary["stages"].items()},
+        )
+        return summary
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    summary = exit_on_user_error(lambda: train(cfg))
-    log.info(
-        "finished %s/%s: %s",
-        cfg.model.name,
-        cfg.persona.name,
-        {name: s["status"] for name, s in summary["stages"].items()},
-    )
+    exit_on_user_error(lambda: train_with_console(cfg))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -40,14 +42,20 @@ STAGES = [
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory) -> Path:
-    """Two personas in one multirun (the robustness classifier needs more than one persona)."""
+def sweep_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """Two personas in one multirun (the robustness classifier needs more than one persona); the
+    run root and what the command printed."""
     root = tmp_path_factory.mktemp("runs")
     result = run_cli(
         "+persona=loving,sarcastic", "+model=tiny", "scale=ci", "-m", env={"CHARACTER_RUN_ROOT": str(root)}
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return root
+    return root, result
+
+
+@pytest.fixture(scope="module")
+def sweep(sweep_run: tuple[Path, subprocess.CompletedProcess]) -> Path:
+    return sweep_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -336,3 +344,53 @@ def test_robustness_launcher_scores_the_sweep_with_one_classifier(sweep: Path) -
     assert one.returncode == 2
     assert "needs at least 2 personas" in one.stderr + one.stdout
     assert not (sweep / ".one" / "summary.json").exists()
+
+
+# vLLM's own line format, DeepSpeed's, torch's C++ warnings, and vLLM's weight-loading bar
+LIBRARY_NOISE = re.compile(
+    r"^(\(\w+ pid=\d+\) )?(DEBUG|INFO|WARNING) \d\d-\d\d |\[(INFO|WARNING)\]|^\[W\d{4} |Loading safetensors"
+)
+
+
+def test_the_console_is_a_line_per_stage_and_a_summary(
+    sweep_run: tuple[Path, subprocess.CompletedProcess],
+) -> None:
+    """At most 80 lines per job (stderr counted against each), every stage named, the summary with
+    the run directory and the report, no library's INFO; the details in logs/ (pipeline/console.py)."""
+    root, result = sweep_run
+    stdout, stderr = result.stdout.splitlines(), result.stderr.splitlines()
+    second = next(index for index, line in enumerate(stdout) if "#1 : " in line)  # Hydra starts job 1
+    for persona, lines in (("loving", stdout[:second]), ("sarcastic", stdout[second:])):
+        assert len(lines) + len(stderr) <= 80, "\n".join(lines + stderr)
+        printed, run_dir = "\n".join(lines), root / "tiny" / persona
+        for stage in STAGES:
+            assert f"] {stage}: running" in printed and f"] {stage}: ran in" in printed, stage
+        assert f"{len(STAGES)} stage(s) ran, 0 skipped" in printed
+        assert f"results  {run_dir}" in printed and f"report   {run_dir / 'report.md'}" in printed
+        assert f"logs     {run_dir / 'logs'}" in printed
+    assert not [line for line in stdout + stderr if LIBRARY_NOISE.search(line)]
+    print(f"console of the two-job sweep: {len(stdout)} + {len(stderr)} lines (stdout + stderr)")
+
+    logs = root / "tiny" / "loving" / "logs"
+    assert {f"{stage}.log" for stage in STAGES} | {"pipeline.log"} <= {path.name for path in logs.iterdir()}
+    assert re.search(r" INFO vllm\.\S+: ", (logs / "teacher.log").read_text())  # vLLM's records
+    assert "Loading safetensors checkpoint shards: 100%" in (logs / "teacher.log").read_text()
+    dpo = (logs / "dpo.log").read_text()  # the trainer subprocess's output, DeepSpeed's included
+    assert "trainer.dpo: DPO epoch 0: 100%" in dpo and "DeepSpeed" in dpo
+    assert "Train step of epoch 0" in (logs / "sft.log").read_text()
+    # and the trainer's own log in its stage folder, as before
+    assert "DPO epoch 0: 100%" in (root / "tiny" / "loving" / "dpo" / "train.log").read_text()
+
+
+def test_verbose_prints_the_libraries_output_as_before(finished: Path, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    shutil.copytree(finished, root / "tiny" / "loving")
+    result = run_cli(
+        "+persona=loving", "+model=tiny", "scale=ci", "+stage=student", "force=true", "verbose=true",
+        env={"CHARACTER_RUN_ROOT": str(root)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = (result.stdout + result.stderr).splitlines()
+    # quiet, this job prints 6 lines: the header, the stage's two and the summary's three
+    assert len(lines) > 30 and [line for line in lines if LIBRARY_NOISE.search(line)]
+    assert "[1/1] student: ran in" in result.stdout

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from character.engines.base import Choices, Conversation, Engine, LoraAdapter, Sampling
 from character.io import JsonlAppender, atomic_write_json
+from character.pipeline.console import progress
 
 
 @dataclass
@@ -100,7 +99,8 @@ def run_batch(
             # whether the answers were constrained to the rows' choices or written freely
             record["constrained_answers"] = engine.constrains_choices
         atomic_write_json(meta_path(out_path), {**record, "status": "running", "rows_resumed": resumed})
-        with tqdm(total=len(items), initial=resumed, desc=description, unit="row", mininterval=2) as bar:
+        # rows/s and the ETA from tqdm, tokens/s in the postfix (character/pipeline/console.py)
+        with progress(total=len(items), initial=resumed, desc=description, unit="row") as bar:
             for start in range(0, len(todo), chunk_size):
                 chunk = todo[start : start + chunk_size]
                 generations = engine.generate(
@@ -124,8 +124,9 @@ def run_batch(
                         }
                     )
                     tokens += sum(generation.completion_tokens)
+                # set first, drawn by the update: a bar in a file draws only long batches
+                bar.set_postfix(tok_s=f"{tokens / max(time.time() - started, 1e-9):.0f}", refresh=False)
                 bar.update(len(chunk))
-                bar.set_postfix(tok_s=f"{tokens / max(time.time() - started, 1e-9):.0f}")
     stats = BatchStats(len(items), resumed, len(todo), tokens, time.time() - started)
     atomic_write_json(
         meta_path(out_path),

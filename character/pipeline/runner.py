@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from character.config.schema import PIPELINE_ORDER
 from character.errors import CharacterError
 from character.io import atomic_write_json, atomic_write_text, read_json
+from character.pipeline import console
 from character.pipeline import manifest as mf
 from character.pipeline.preemption import stop_if_requeued
 from character.pipeline.stage import StageContext, available_stages, get_stage
@@ -92,10 +93,13 @@ def _move_to_history(run_dir: Path, stage_dir: Path, reason: str) -> None:
 
 
 def _attach_file_log(run_dir: Path) -> logging.Handler:
+    """logs/pipeline.log: our records, and between stages the libraries' (W&B, model builds);
+    during a stage those go to the stage's own file (``console.stage_log``)."""
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(run_dir / "logs" / "pipeline.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger("character").addHandler(handler)
+    handler.setFormatter(logging.Formatter(console.FILE_FORMAT))
+    handler.addFilter(console.job_log_filter)
+    logging.getLogger().addHandler(handler)
     return handler
 
 
@@ -145,7 +149,7 @@ class PipelineRunner:
                 with track_job(self.cfg, self.run_dir, self.selected) as tracker:
                     return self._run_locked(tracker)
             finally:
-                logging.getLogger("character").removeHandler(handler)
+                logging.getLogger().removeHandler(handler)
                 handler.close()
 
     def _run_locked(self, tracker: JobTracker) -> dict[str, Any]:
@@ -159,7 +163,10 @@ class PipelineRunner:
         stages_summary: dict[str, Any] = summary.setdefault("stages", {})
         current_ids: dict[str, str] = {}
         log.info("run directory %s; stages: %s", self.run_dir, ", ".join(self.selected))
-        for name in self.selected:
+        console.job_started(cfg.model.name, cfg.persona.name, self.run_dir, self.selected)
+        job_started, ran, skipped = time.time(), 0, 0
+        for index, name in enumerate(self.selected, 1):
+            position = f"[{index:>{len(str(len(self.selected)))}}/{len(self.selected)}]"
             stop_if_requeued(f"before {name}")  # docs/slurm.md, requeue
             stage = get_stage(name)
             for upstream in stage.inputs:
@@ -179,6 +186,8 @@ class PipelineRunner:
                 and stage.is_intact(stage_dir, manifest)
             ):
                 log.info("%s: up to date, skipped (run %s)", name, manifest["run_id"])
+                console.stage_skipped(position, name)
+                skipped += 1
                 current_ids[name] = manifest["run_id"]
                 stages_summary[name] = {**stages_summary.get(name, {}), "status": "skipped"}
                 tracker.log_stage(name, "skipped", stage_dir)
@@ -190,7 +199,10 @@ class PipelineRunner:
                 _move_to_history(self.run_dir, stage_dir, "config or inputs changed")
             elif progress is not None and progress["fingerprint"] != fp:
                 _move_to_history(self.run_dir, stage_dir, "interrupted with another config")
-            elif progress is not None:
+            resuming = (
+                not cfg.force and manifest is None and progress is not None and progress["fingerprint"] == fp
+            )
+            if resuming:
                 log.info("%s: resuming an interrupted run", name)
             stage_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(
@@ -198,6 +210,7 @@ class PipelineRunner:
                 {"fingerprint": fp, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S")},
             )
             log.info("%s: running", name)
+            console.stage_started(position, name, resuming)
             started = time.time()
             ctx = StageContext(
                 cfg=cfg,
@@ -207,7 +220,14 @@ class PipelineRunner:
                 seed=int(cfg.seed),
                 log=logging.getLogger(f"character.stage.{name}"),
             )
-            result = stage.run(ctx)
+            with console.stage_log(self.run_dir, name) as stage_log:
+                try:
+                    result = stage.run(ctx)
+                except Exception as error:
+                    # The console gets the message and where to read more; the file the traceback.
+                    log.error("%s: failed", name, exc_info=True, extra={"console": False})
+                    console.stage_failed(position, name, time.time() - started, error, stage_log)
+                    raise
             duration = round(time.time() - started, 3)
             run_id = mf.new_run_id(fp)
             mf.write_manifest(
@@ -235,8 +255,11 @@ class PipelineRunner:
                 "metrics": result.metrics,
             }
             log.info("%s: done in %.1f s; %s", name, duration, result.counts)
+            console.stage_finished(position, name, duration, result.counts, result.metrics)
+            ran += 1
             atomic_write_json(summary_path, summary)
             tracker.log_stage(name, "ran", stage_dir)
         atomic_write_json(summary_path, summary)
         stop_if_requeued("instead of reporting the job finished")
+        console.job_finished(self.run_dir, ran, skipped, time.time() - job_started)
         return summary
