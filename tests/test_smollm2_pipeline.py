@@ -16,7 +16,7 @@ import pytest
 from character.io import read_json, read_jsonl
 from tests.conftest import run_cli
 
-STAGES = "[prepare,prompts,teacher,student,dpo_data,dpo,reflection,interaction,sft_data,sft,merge,robustness,persona_shift]"
+STAGES = "[prepare,prompts,teacher,student,dpo_data,dpo,reflection,interaction,sft_data,sft,merge,steer,robustness,persona_shift]"
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ def test_unknown_persona_lists_the_valid_ones(run_root: Path) -> None:
 def test_unknown_model_lists_the_valid_ones(run_root: Path) -> None:
     result = run_cli("+persona=loving", "+model=qwen-7b")
     _assert_failed_cleanly(
-        result, run_root, "model/qwen-7b", "qwen2.5-7b", "llama3.1-8b", "gemma3-4b", "tiny"
+        result, run_root, "model/qwen-7b", "qwen2.5-7b", "llama3.1-8b", "gemma3-4b", "tiny", "smollm2-135m"
     )
 
 

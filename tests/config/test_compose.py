@@ -25,7 +25,14 @@ PERSONAS = [
     "loving",
     "misaligned",
 ]
-MODELS = {"tiny": "Tiny", "qwen2.5-7b": "Qwen", "llama3.1-8b": "Llama", "gemma3-4b": "Gemma"}
+MODELS = {
+    "tiny": "Tiny",
+    "smollm2-135m": "SmolLM",
+    "qwen2.5-7b": "Qwen",
+    "llama3.1-8b": "Llama",
+    "gemma3-4b": "Gemma",
+}
+SCALES = {"tiny": "tiny", "smollm2-135m": "demo"}
 STEERING = {"llama3.1-8b": 0.7, "qwen2.5-7b": 4.0, "gemma3-4b": 525.0}
 
 
@@ -63,7 +70,7 @@ def test_every_persona_model_pair_composes(persona: str, model: str) -> None:
         assert (cfg.stages.dpo.max_len, cfg.stages.sft.max_len) == (1024, 3072)
         assert cfg.stages.prompts.per_trait == 50
     else:
-        assert cfg.scale == "tiny"
+        assert cfg.scale == SCALES[model]
         assert cfg.stages.reflection.samples_per_prompt < 1000
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
 
