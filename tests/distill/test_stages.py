@@ -152,6 +152,7 @@ def test_when_every_pair_is_dropped_the_stage_says_why(distilled: Path, tmp_path
         "scale=ci",
         "stages.dpo_data.max_len=8",
         "stages.dpo_data.require_final_punctuation=false",
+        "stages.dpo_data.trim_unfinished=false",  # every pair reaches the length filter
         env={"CHARACTER_RUN_ROOT": str(tmp_path / "runs")},
     )
     assert result.returncode != 0
