@@ -44,7 +44,11 @@ def offline_env(base: Path) -> dict[str, str]:
 def toy_sweep(base: Path) -> ToySweep:
     """Run the sweep into ``base`` (once per path and session)."""
     env = offline_env(base)
-    result = run_cli("+persona=" + ",".join(PERSONAS), "+model=tiny", PLUGINS, STAGES, "-m", env=env)
+    # verbose=true: W&B records a run's console output, and only a verbose job prints its details
+    # there (a quiet job sends them to <run_dir>/logs/, docs/tracking.md)
+    result = run_cli(
+        "+persona=" + ",".join(PERSONAS), "+model=tiny", PLUGINS, STAGES, "verbose=true", "-m", env=env
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     run_root = base / "runs"
     (sweep_dir,) = list((run_root / ".sweeps").iterdir())
