@@ -8,9 +8,7 @@ look like before and after. It reads only what the evaluation stages recorded.
 
 from __future__ import annotations
 
-import shutil
-
-from character.io import atomic_write_text, read_json
+from character.io import atomic_write_bytes, atomic_write_text, read_json
 from character.persona_shift.stage import results_path
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.report import markdown as md
@@ -74,7 +72,6 @@ class ReportStage(Stage):
         atomic_write_text(ctx.stage_dir / REPORT, text)
         # The copies at the root are what a person opens; the stage folder keeps the originals.
         atomic_write_text(run_dir / REPORT, text)
-        shutil.copyfile(ctx.stage_dir / FIGURE, run_dir / f".{FIGURE}.tmp")
-        (run_dir / f".{FIGURE}.tmp").replace(run_dir / FIGURE)
+        atomic_write_bytes(run_dir / FIGURE, (ctx.stage_dir / FIGURE).read_bytes())
         ctx.log.info("report: %s", run_dir / REPORT)
         return StageResult(outputs=[REPORT, FIGURE])
