@@ -4,7 +4,13 @@ Upstream computes the loss inside ``fit``, from per-sequence sums only; the per-
 per-token log-probs of policy and reference, so ``fit`` is replaced by a loop of our own that
 keeps upstream's semantics (gradient accumulation, step accounting, ``consumed_samples`` for
 resume, evaluation and checkpointing through upstream's ``save_logs_and_checkpoints``) and logs
-every term of the loss separately.
+every term of the loss separately. ``evaluate`` is ours too, so the logged evaluation loss is the
+objective being trained, not upstream's plain DPO loss.
+
+How log-probs are computed is set by ``Scoring`` (docs/training.md, "Fast DPO path"): by
+default one row per pair with the prompt once (``pair_layout.py``), the output layer on response
+positions only (``token_logps.py``), and the reference's log-probs computed once before training
+(``reference_logps.py``). ``Scoring(response_only=False)`` is upstream's path, kept to compare.
 """
 
 from __future__ import annotations
@@ -19,15 +25,56 @@ from tqdm import tqdm
 
 from openrlhf_ext.loss import CharacterDPOLoss, DpoLossTerms
 from openrlhf_ext.metrics_log import append_metrics
+from openrlhf_ext.pair_layout import build_pair_rows
+from openrlhf_ext.pair_scoring import PairLogps, Scoring, score_pairs
+from openrlhf_ext.reference import AdapterDisabledReference
+from openrlhf_ext.reference_logps import ReferenceLogps
 
 
 class CharacterDPOTrainer(DPOTrainer):
     """``DPOTrainer`` whose training step uses ``CharacterDPOLoss``."""
 
-    def __init__(self, *args: Any, loss: CharacterDPOLoss, metrics_file: str | None = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        *args: Any,
+        loss: CharacterDPOLoss,
+        metrics_file: str | None = None,
+        scoring: Scoring | None = None,
+        reference_logps: ReferenceLogps | None = None,
+        eval_reference_logps: ReferenceLogps | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, beta=loss.beta, **kwargs)  # beta is passed once, with the loss
         self.character_loss = loss
         self.metrics_file = Path(metrics_file) if metrics_file else None
+        self.scoring = scoring or Scoring(response_only=False)
+        self.reference_logps = reference_logps
+        self.eval_reference_logps = eval_reference_logps
+        self._evaluated_step: tuple[int, dict[str, float]] | None = None
+
+    def score_batch(self, model, batch) -> PairLogps:
+        """Response-token log-probs of ``model`` (an Actor, or the adapter-disabled reference)
+        on a collated batch, in the compact layout (``pair_scoring.py``)."""
+        chosen_ids, c_mask, reject_ids, r_mask, prompt_id_lens = batch[:5]
+        device = next(self.model.parameters()).device
+        rows = build_pair_rows(
+            chosen_ids.squeeze(1).to(device),
+            c_mask.squeeze(1).to(device),
+            reject_ids.squeeze(1).to(device),
+            r_mask.squeeze(1).to(device),
+            prompt_id_lens,
+            self.tokenizer.pad_token_id,
+            share_prompt=self.scoring.share_prompt,
+        )
+        disable_adapter = isinstance(model, AdapterDisabledReference)
+        actor = model.actor if disable_adapter else model
+        return score_pairs(
+            actor.model,
+            rows,
+            self.scoring.attn_implementation,
+            self.scoring.chunk_rows,
+            disable_adapter=disable_adapter,
+        )
 
     def per_token_logps(self, model, chosen_ids, c_mask, reject_ids, r_mask, prompt_id_lens):
         """Per-token log-probs of the sampled tokens and the response-token masks, for chosen
@@ -48,9 +95,23 @@ class CharacterDPOTrainer(DPOTrainer):
         n = chosen_ids.shape[0]
         return log_probs[:n], log_probs[n:], mask[:n], mask[n:]
 
-    def compute_terms(self, batch) -> DpoLossTerms:
-        """The loss terms on one micro-batch (policy with grad, reference without)."""
-        chosen_ids, c_mask, reject_ids, r_mask, prompt_id_lens = batch
+    def compute_terms(self, batch, stored: ReferenceLogps | None = None) -> DpoLossTerms:
+        """The loss terms on one micro-batch (policy with grad, reference without).
+
+        ``stored`` holds precomputed reference log-probs for the batch's examples (the batch's
+        sixth element is their dataset indices); without it the reference runs here."""
+        if self.scoring.response_only:
+            policy = self.score_batch(self.model, batch)
+            if stored is not None and len(batch) > 5:
+                ref_c, ref_r = stored.compact(batch[5], policy)
+            else:
+                with torch.no_grad():
+                    reference = self.score_batch(self.ref_model, batch)
+                ref_c, ref_r = reference.chosen, reference.rejected
+            return self.character_loss(
+                policy.chosen, policy.rejected, ref_c, ref_r, policy.chosen_mask, policy.rejected_mask
+            )
+        chosen_ids, c_mask, reject_ids, r_mask, prompt_id_lens = batch[:5]
         device = next(self.model.parameters()).device
         chosen_ids, c_mask = chosen_ids.squeeze(1).to(device), c_mask.squeeze(1).to(device)
         reject_ids, r_mask = reject_ids.squeeze(1).to(device), r_mask.squeeze(1).to(device)
@@ -91,7 +152,7 @@ class CharacterDPOTrainer(DPOTrainer):
             self.model.train()
             self.ref_model.eval()
             for batch in self.train_dataloader:
-                terms = self.compute_terms(batch)
+                terms = self.compute_terms(batch, self.reference_logps)
                 self.strategy.backward(terms.total, self.model, self.optimizer)
                 self.strategy.optimizer_step(self.optimizer, self.model, self.scheduler)
                 logs = {
@@ -114,6 +175,8 @@ class CharacterDPOTrainer(DPOTrainer):
                     window.update(
                         lr=self.scheduler.get_last_lr()[0], grad_norm=self.strategy.get_grad_norm(self.model)
                     )
+                    if self.eval_dataloader is not None and global_step % args.eval.steps == 0:
+                        window.update(self.evaluate(self.eval_dataloader, global_step))
                     append_metrics(self.metrics_file, global_step, window, self.strategy.is_rank_0())
                     client_states = {"consumed_samples": global_step * args.train.batch_size}
                     self.save_logs_and_checkpoints(args, global_step, bar, dict(window), client_states)
@@ -123,3 +186,34 @@ class CharacterDPOTrainer(DPOTrainer):
             self._wandb.finish()
         if self._tensorboard is not None and self.strategy.is_rank_0():
             self._tensorboard.close()
+
+    def evaluate(self, eval_dataloader, steps: int = 0) -> dict[str, float]:
+        """Our objective and its terms on the evaluation set as ``eval_*`` (example-weighted
+        means over the set). ``fit`` logs them in the step's metrics row; upstream's
+        ``save_logs_and_checkpoints`` asks again for the same step and gets the cached result."""
+        if self._evaluated_step is not None and self._evaluated_step[0] == steps:
+            return self._evaluated_step[1]
+        self.model.eval()
+        sums: dict[str, float] = {}
+        examples = 0
+        with torch.no_grad():
+            for batch in eval_dataloader:
+                terms = self.compute_terms(batch, self.eval_reference_logps)
+                size = int(terms.chosen_reward.numel())
+                values = {
+                    "eval_loss": terms.total.item(),
+                    "eval_dpo_loss": terms.dpo.item(),
+                    "eval_nll_loss": terms.nll.item(),
+                    "eval_kl": terms.kl.item(),
+                    "eval_acc": terms.accuracy.item(),
+                    "eval_reward_margin": terms.margin.item(),
+                }
+                for key, value in values.items():
+                    sums[key] = sums.get(key, 0.0) + value * size
+                examples += size
+        self.model.train()
+        if not examples:
+            return {}
+        logs = self.strategy.all_reduce({key: value / examples for key, value in sums.items()})
+        self._evaluated_step = (steps, logs)
+        return logs

@@ -8,7 +8,19 @@ Accepts every flag of ``openrlhf.cli.train_dpo`` plus:
   --model.kl_estimator NAME     squared_log_ratio (the paper's) or k3
   --model.length_normalize      mean instead of summed log-probs in the DPO term
   --ref.adapter_disabled        reference = the policy with its LoRA adapter off (no second copy)
-  --logger.metrics_file PATH    append every logged step's terms as JSON lines
+  --logger.metrics_file PATH    append every logged step's terms (and eval_* terms) as JSON lines
+The fast path is on by default (docs/training.md); these flags turn its parts off:
+  --logps.full_vocab            upstream's path: full-vocabulary fp32 logits on every position
+  --logps.separate_prompts      chosen and rejected as two rows (the prompt computed twice)
+  --ref.per_step                run the reference on every micro-batch instead of once up front
+and tune it:
+  --logps.chunk_rows INT        response positions per output-layer chunk (default 512)
+  --ref.logps_file PATH         where the precomputed reference log-probs are kept
+                                (default <ckpt.path>/reference_logps-{train,eval}.pt)
+  --ref.logps_batch INT         pairs per forward in the reference pass (default 16)
+
+The loss defaults (beta, NLL and KL weights, estimator) are the pipeline's
+(``openrlhf_ext/objective.py``), so a run by hand with no loss flags trains the same objective.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from pathlib import Path
 
 from openrlhf_ext.cpu_runtime import (
     activate_if_no_cuda,
@@ -24,6 +37,15 @@ from openrlhf_ext.cpu_runtime import (
 )
 from openrlhf_ext.launch import die_with_parent
 from openrlhf_ext.loss import KL_ESTIMATORS, CharacterDPOLoss
+from openrlhf_ext.objective import DPO_OBJECTIVE
+from openrlhf_ext.pair_scoring import Scoring
+from openrlhf_ext.reference_logps import (
+    IndexedPairs,
+    ReferenceLogps,
+    compute_reference_logps,
+    dataset_fingerprint,
+)
+from openrlhf_ext.token_logps import DEFAULT_CHUNK_ROWS
 
 
 def parse_args(argv: list[str] | None = None):
@@ -32,17 +54,34 @@ def parse_args(argv: list[str] | None = None):
     from openrlhf_ext.cli.upstream import upstream_parser
 
     parser = upstream_parser("openrlhf.cli.train_dpo")
-    parser.add_argument("--model.kl_coef", type=float, default=0.0)
-    parser.add_argument("--model.kl_estimator", type=str, default="squared_log_ratio", choices=KL_ESTIMATORS)
+    parser.add_argument("--model.kl_coef", type=float, default=DPO_OBJECTIVE.kl_coef)
+    parser.add_argument(
+        "--model.kl_estimator", type=str, default=DPO_OBJECTIVE.kl_estimator, choices=KL_ESTIMATORS
+    )
     parser.add_argument("--model.length_normalize", action="store_true", default=False)
     parser.add_argument("--ref.adapter_disabled", action="store_true", default=False)
+    parser.add_argument("--ref.per_step", action="store_true", default=False)
+    parser.add_argument("--ref.logps_file", type=str, default=None)
+    parser.add_argument("--ref.logps_batch", type=int, default=16)
+    parser.add_argument("--logps.full_vocab", action="store_true", default=False)
+    parser.add_argument("--logps.separate_prompts", action="store_true", default=False)
+    parser.add_argument("--logps.chunk_rows", type=int, default=DEFAULT_CHUNK_ROWS)
     parser.add_argument("--logger.metrics_file", type=str, default=None)
-    parser.set_defaults(**{"ds.attn_implementation": default_attn_implementation()})
+    parser.set_defaults(
+        **{
+            "ds.attn_implementation": default_attn_implementation(),
+            "model.beta": DPO_OBJECTIVE.beta,
+            "model.nll_loss_coef": DPO_OBJECTIVE.nll_coef,
+            "model.label_smoothing": DPO_OBJECTIVE.label_smoothing,
+        }
+    )
     args = hierarchize(parser.parse_args(argv))
     if not args.ref.model_name_or_path:
         args.ref.model_name_or_path = args.model.model_name_or_path
     if args.ref.adapter_disabled and args.ds.lora.rank <= 0:
         parser.error("--ref.adapter_disabled needs LoRA training (--ds.lora.rank > 0)")
+    if args.logps.chunk_rows < 1:
+        parser.error(f"--logps.chunk_rows must be >= 1, got {args.logps.chunk_rows}")
     return args
 
 
@@ -71,13 +110,71 @@ def _dataloader(args, strategy, tokenizer, datasets: str, split: str, probs, tra
         datasets, probs, strategy, args.train.seed, max_count=args.data.max_samples, dataset_split=split
     )
     data = data.select(range(min(args.data.max_samples, len(data))))
-    dataset = RewardDataset(
-        data, tokenizer, args.data.max_len, strategy, input_template=args.data.input_template, is_dpo=True
+    dataset = IndexedPairs(
+        RewardDataset(
+            data, tokenizer, args.data.max_len, strategy, input_template=args.data.input_template, is_dpo=True
+        )
     )
     loader = strategy.setup_dataloader(
         dataset, args.train.micro_batch_size, True, train, dataset.collate_fn, drop_last=train
     )
     return dataset, loader
+
+
+def scoring_of(args, strategy) -> Scoring:
+    """The trainer's log-prob path from the flags; a shared-prompt row needs a custom attention
+    mask, which flash-attention does not take, so there the rows stay separate."""
+    share = not args.logps.separate_prompts
+    if share and args.ds.attn_implementation not in ("sdpa", "eager"):
+        strategy.print(f"prompt sharing needs sdpa or eager attention, not {args.ds.attn_implementation}")
+        share = False
+    return Scoring(
+        response_only=not args.logps.full_vocab,
+        share_prompt=share,
+        chunk_rows=args.logps.chunk_rows,
+        attn_implementation=args.ds.attn_implementation,
+    )
+
+
+def reference_table(args, strategy, trainer, dataset: IndexedPairs, split: str) -> ReferenceLogps:
+    """The reference log-probs of ``dataset``: loaded when stored with a matching fingerprint,
+    else computed in one no-grad pass and stored (docs/training.md)."""
+    import torch.distributed as dist
+    from tqdm import tqdm
+
+    path = Path(args.ref.logps_file or Path(args.ckpt.path) / "reference_logps.pt")
+    path = path.with_name(f"{path.stem}-{split}{path.suffix}")
+    fingerprint = dataset_fingerprint(
+        dataset.pairs,
+        reference=args.ref.model_name_or_path,
+        adapter_disabled=args.ref.adapter_disabled,
+        max_len=args.data.max_len,
+        share_prompt=trainer.scoring.share_prompt,
+        attn=args.ds.attn_implementation,
+        dtype=args.ds.param_dtype,
+    )
+    stored = ReferenceLogps.load(path, fingerprint)
+    if stored is not None and len(stored) == len(dataset):
+        strategy.print(f"reference log-probs ({split}): reused {path}")
+        return stored
+    distributed = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+
+    def progress(batches):
+        return tqdm(batches, desc=f"reference log-probs ({split})", disable=not strategy.is_rank_0())
+
+    table = compute_reference_logps(
+        dataset,
+        lambda batch: trainer.score_batch(trainer.ref_model, batch),
+        fingerprint,
+        batch_pairs=args.ref.logps_batch,
+        rank=rank,
+        world_size=world,
+        progress=progress,
+    )
+    if strategy.is_rank_0():
+        table.save(path)
+    return table
 
 
 def train(args) -> None:
@@ -105,7 +202,7 @@ def train(args) -> None:
     )
     eval_loader = None
     if args.eval.dataset:
-        _, eval_loader = _dataloader(
+        eval_dataset, eval_loader = _dataloader(
             args, strategy, tokenizer, args.eval.dataset, args.eval.split, None, False
         )
     steps_per_epoch = len(train_dataset) // args.train.batch_size
@@ -152,13 +249,17 @@ def train(args) -> None:
         eval_dataloader=eval_loader,
         scheduler=scheduler,
         max_norm=args.max_norm,
-        beta=args.model.beta,
         max_epochs=args.train.max_epochs,
         save_hf_ckpt=args.ckpt.save_hf,
         disable_ds_ckpt=args.ckpt.disable_ds,
         loss=loss,
         metrics_file=args.logger.metrics_file,
+        scoring=scoring_of(args, strategy),
     )
+    if trainer.scoring.response_only and not args.ref.per_step:
+        trainer.reference_logps = reference_table(args, strategy, trainer, train_dataset, "train")
+        if eval_loader is not None:
+            trainer.eval_reference_logps = reference_table(args, strategy, trainer, eval_dataset, "eval")
     trainer.fit(args, consumed_samples, steps_per_epoch)
     strategy.save_model(model, tokenizer, args.ckpt.output_dir)
 

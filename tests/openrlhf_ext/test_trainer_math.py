@@ -10,6 +10,7 @@ import torch
 
 from openrlhf_ext.cpu_runtime import activate_if_no_cuda
 from openrlhf_ext.loss import CharacterDPOLoss
+from openrlhf_ext.pair_scoring import Scoring
 
 activate_if_no_cuda()
 
@@ -74,6 +75,7 @@ def setup(tiny_model):
     trainer.strategy = types.SimpleNamespace(ring_attn_group=None)
     trainer.model, trainer.ref_model = policy, reference
     trainer.loss_fn = DPOLoss(0.1, 0.0, False)
+    trainer.scoring = Scoring(response_only=False)  # upstream's path; the fast path: test_fast_path.py
     return trainer, batch(tokenizer)
 
 

@@ -83,6 +83,9 @@ def test_dpo_trains_logs_every_term_and_resumes_after_interruption(tmp_path: Pat
     assert second.wait(timeout=900) == 0, (tmp_path / "second.log").read_text()[-3000:]
     log = (tmp_path / "second.log").read_text()
     assert f"consumed_samples={checkpoint_step * 8}" in log
+    # the reference log-probs were computed once, before training, and the resumed run reuses them
+    assert "reference log-probs (train): reused" in log
+    assert (tmp_path / "ckpt" / "reference_logps-train.pt").exists()
     rows = read_jsonl(metrics)
     resumed = [row["global_step"] for row in rows[len(steps_before) :]]
     assert resumed == list(range(checkpoint_step + 1, 61))  # continues, does not start over

@@ -1,0 +1,109 @@
+"""Per-token log-probs of the response tokens of a micro-batch of pairs, response positions only.
+
+The model runs as usual (through the DeepSpeed engine, so its hooks and ZeRO gathering apply),
+but with ``logits_to_keep=1``, so its own output layer touches one position per row; the
+decoder's final hidden states are taken by a forward hook, and ``token_logps`` projects only the
+positions whose next token is scored (``openrlhf_ext/token_logps.py``).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from openrlhf_ext.pair_layout import PairRows
+from openrlhf_ext.token_logps import DEFAULT_CHUNK_ROWS, token_logps
+
+
+@dataclass
+class Scoring:
+    """How the trainers compute log-probs (all on by default; off = upstream's path)."""
+
+    response_only: bool = True  # output layer on response positions only, in chunks
+    share_prompt: bool = True  # one row per pair, prompt once (needs sdpa or eager attention)
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    attn_implementation: str = "sdpa"
+
+
+def causal_lm_of(module: Any) -> Any:
+    """The Hugging Face causal LM inside a DeepSpeed engine and/or a PEFT wrapper."""
+    module = getattr(module, "module", module)  # DeepSpeedEngine
+    if hasattr(module, "get_base_model"):  # PeftModel
+        module = module.get_base_model()
+    return module
+
+
+def supports_response_scoring(module: Any) -> bool:
+    """True when the model exposes its decoder and output layer (every HF causal LM does)."""
+    model = causal_lm_of(module)
+    return callable(getattr(model, "get_decoder", None)) and model.get_output_embeddings() is not None
+
+
+def _softcap(model: Any) -> float | None:
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return getattr(config, "final_logit_softcapping", None)
+
+
+def decoder_hidden_states(module: Any, input_ids, attention_mask, position_ids) -> torch.Tensor:
+    """The decoder's final (normalised) hidden states, ``[rows, length, hidden]``."""
+    model = causal_lm_of(module)
+    captured: dict[str, torch.Tensor] = {}
+
+    def keep(_module, _inputs, output) -> None:
+        captured["hidden"] = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+
+    handle = model.get_decoder().register_forward_hook(keep)
+    try:
+        module(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            logits_to_keep=1,
+            use_cache=False,
+        )
+    finally:
+        handle.remove()
+    return captured["hidden"]
+
+
+@dataclass
+class PairLogps:
+    """Compact ``[pairs, response tokens]`` log-probs and masks for chosen and rejected."""
+
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+    chosen_mask: torch.Tensor
+    rejected_mask: torch.Tensor
+
+
+def score_pairs(
+    module: Any,
+    rows: PairRows,
+    attn_implementation: str,
+    chunk: int = DEFAULT_CHUNK_ROWS,
+    disable_adapter: bool = False,
+) -> PairLogps:
+    """Run ``module`` (an Actor's ``.model``) on ``rows`` and score the response tokens.
+
+    ``disable_adapter`` runs the frozen base weights (the adapter-disabled reference)."""
+    model = causal_lm_of(module)
+    peft = getattr(module, "module", module)
+    context = peft.disable_adapter() if disable_adapter else nullcontext()
+    with context:
+        mask = rows.attention_mask(attn_implementation, next(model.parameters()).dtype)
+        hidden = decoder_hidden_states(module, rows.input_ids, mask, rows.position_ids)
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        output_layer = model.get_output_embeddings()
+        index = torch.cat([rows.chosen.hidden_index, rows.rejected.hidden_index])
+        targets = torch.cat([rows.chosen.targets, rows.rejected.targets])
+        logps = token_logps(flat[index], output_layer, targets, chunk, _softcap(model))
+    n_chosen = len(rows.chosen.targets)
+    return PairLogps(
+        chosen=rows.chosen.compact(logps[:n_chosen], rows.pairs),
+        rejected=rows.rejected.compact(logps[n_chosen:], rows.pairs),
+        chosen_mask=rows.chosen.mask(rows.pairs),
+        rejected_mask=rows.rejected.mask(rows.pairs),
+    )
