@@ -42,7 +42,7 @@ def supports_response_scoring(module: Any) -> bool:
     return callable(getattr(model, "get_decoder", None)) and model.get_output_embeddings() is not None
 
 
-def _softcap(model: Any) -> float | None:
+def logit_softcap(model: Any) -> float | None:
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     return getattr(config, "final_logit_softcapping", None)
 
@@ -99,7 +99,7 @@ def score_pairs(
         output_layer = model.get_output_embeddings()
         index = torch.cat([rows.chosen.hidden_index, rows.rejected.hidden_index])
         targets = torch.cat([rows.chosen.targets, rows.rejected.targets])
-        logps = token_logps(flat[index], output_layer, targets, chunk, _softcap(model))
+        logps = token_logps(flat[index], output_layer, targets, chunk, logit_softcap(model))
     n_chosen = len(rows.chosen.targets)
     return PairLogps(
         chosen=rows.chosen.compact(logps[:n_chosen], rows.pairs),

@@ -7,7 +7,7 @@ resume, evaluation and checkpointing through upstream's ``save_logs_and_checkpoi
 every term of the loss separately. ``evaluate`` is ours too, so the logged evaluation loss is the
 objective being trained, not upstream's plain DPO loss.
 
-How log-probs are computed is set by ``Scoring`` (docs/training.md, "Fast DPO path"): by
+How log-probs are computed is set by ``Scoring`` (docs/openrlhf_ext.md, "Fast DPO path"): by
 default one row per pair with the prompt once (``pair_layout.py``), the output layer on response
 positions only (``token_logps.py``), and the reference's log-probs computed once before training
 (``reference_logps.py``). ``Scoring(response_only=False)`` is upstream's path, kept to compare.

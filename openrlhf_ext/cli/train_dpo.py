@@ -9,7 +9,7 @@ Accepts every flag of ``openrlhf.cli.train_dpo`` plus:
   --model.length_normalize      mean instead of summed log-probs in the DPO term
   --ref.adapter_disabled        reference = the policy with its LoRA adapter off (no second copy)
   --logger.metrics_file PATH    append every logged step's terms (and eval_* terms) as JSON lines
-The fast path is on by default (docs/training.md); these flags turn its parts off:
+The fast path is on by default (docs/openrlhf_ext.md); these flags turn its parts off:
   --logps.full_vocab            upstream's path: full-vocabulary fp32 logits on every position
   --logps.separate_prompts      chosen and rejected as two rows (the prompt computed twice)
   --ref.per_step                run the reference on every micro-batch instead of once up front
@@ -138,7 +138,7 @@ def scoring_of(args, strategy) -> Scoring:
 
 def reference_table(args, strategy, trainer, dataset: IndexedPairs, split: str) -> ReferenceLogps:
     """The reference log-probs of ``dataset``: loaded when stored with a matching fingerprint,
-    else computed in one no-grad pass and stored (docs/training.md)."""
+    else computed in one no-grad pass and stored (docs/openrlhf_ext.md)."""
     import torch.distributed as dist
     from tqdm import tqdm
 

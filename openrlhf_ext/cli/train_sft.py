@@ -3,7 +3,11 @@ with the CPU runtime support installed first and sdpa attention by default on CP
 
     torchrun --nproc_per_node 1 -m openrlhf_ext.cli.train_sft --data.multiturn ...
 
-One extra flag: ``--logger.metrics_file PATH`` appends each logged step (loss, lr, ...) as JSON.
+Extra flags (removed before upstream parses the rest):
+  --logger.metrics_file PATH  append each logged step (loss, lr, ...) as JSON
+  --logps.full_vocab          upstream's scoring (full-vocabulary fp32 logits on every position)
+                              instead of the output layer on loss positions only (sft_scoring.py)
+  --logps.chunk_rows INT      loss positions per output-layer chunk (default 512)
 
 Multi-turn chat transcripts (``--data.multiturn --data.apply_chat_template``) put every
 assistant turn in the loss and nothing else (tests/openrlhf_ext/test_sft.py checks the mask token
@@ -15,6 +19,7 @@ from __future__ import annotations
 import runpy
 import sys
 
+from openrlhf_ext import sft_scoring
 from openrlhf_ext.cpu_runtime import (
     activate_if_no_cuda,
     default_attn_implementation,
@@ -22,16 +27,24 @@ from openrlhf_ext.cpu_runtime import (
 )
 from openrlhf_ext.launch import die_with_parent
 from openrlhf_ext.metrics_log import record_sft_metrics
+from openrlhf_ext.token_logps import DEFAULT_CHUNK_ROWS
 
 
-def _pop_metrics_file(args: list[str]) -> str | None:
-    """Our one extra flag, ``--logger.metrics_file PATH``, removed before upstream parses."""
-    if "--logger.metrics_file" not in args:
+def _pop_value(args: list[str], flag: str) -> str | None:
+    """The value of one of our extra flags, removed from ``args`` before upstream parses."""
+    if flag not in args:
         return None
-    index = args.index("--logger.metrics_file")
-    path = args[index + 1]
+    index = args.index(flag)
+    value = args[index + 1]
     del args[index : index + 2]
-    return path
+    return value
+
+
+def _pop_switch(args: list[str], flag: str) -> bool:
+    if flag not in args:
+        return False
+    args.remove(flag)
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,7 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     provide_flash_attn_helpers()
     activate_if_no_cuda()
     args = list(sys.argv[1:] if argv is None else argv)
-    record_sft_metrics(_pop_metrics_file(args))
+    record_sft_metrics(_pop_value(args, "--logger.metrics_file"))
+    chunk_rows = int(_pop_value(args, "--logps.chunk_rows") or DEFAULT_CHUNK_ROWS)
+    if not _pop_switch(args, "--logps.full_vocab"):
+        sft_scoring.install(chunk_rows)
     if not any(arg.startswith("--ds.attn_implementation") for arg in args):
         args += ["--ds.attn_implementation", default_attn_implementation()]
     sys.argv = ["openrlhf.cli.train_sft", *args]

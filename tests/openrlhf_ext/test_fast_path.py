@@ -78,7 +78,7 @@ def test_fast_path_equals_upstream_path_in_fp32(fp32_setup, name: str) -> None:
 
 
 def test_fast_path_in_bf16_stays_close_to_upstream(tiny_model) -> None:
-    """bf16 rounds differently with another row layout; the measured gap is in docs/training.md."""
+    """bf16 rounds differently with another row layout; the measured gap is in docs/openrlhf_ext.md."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model, padding_side="right")
@@ -235,3 +235,31 @@ def test_cli_defaults_train_the_pipelines_objective() -> None:
     assert args.model.kl_estimator == pipeline.kl_estimator
     assert args.model.label_smoothing == pipeline.label_smoothing
     assert not args.logps.full_vocab and not args.logps.separate_prompts and not args.ref.per_step
+
+
+def test_sft_response_only_scoring_gives_upstreams_loss_and_gradients(fp32_setup) -> None:
+    """Upstream's SFT loss (log-probs of every position times the shifted loss mask) against
+    ``masked_token_logps``, in fp32, on chat rows whose loss mask covers the answers only."""
+    from openrlhf.models import SFTLoss
+
+    from openrlhf_ext.sft_scoring import masked_token_logps
+
+    policy, _, tokenizer, data = fp32_setup
+    chosen_ids, c_mask, _, _, prompt_lens = data
+    inputs, attention = chosen_ids.squeeze(1), c_mask.squeeze(1)
+    loss_mask = attention.clone()
+    for row, prompt_len in enumerate(prompt_lens):
+        loss_mask[row, : prompt_len - 1] = 0  # loss_mask[:, t] scores token t + 1
+    loss_fn = SFTLoss()
+
+    def loss_and_grads(per_token):
+        policy.model.zero_grad(set_to_none=True)
+        loss = loss_fn(per_token, loss_mask[:, :-1])
+        loss.backward()
+        return loss.item(), lora_grads(policy)
+
+    upstream, upstream_grads = loss_and_grads(policy(inputs, attention_mask=attention, return_logprobs=True))
+    ours, our_grads = loss_and_grads(masked_token_logps(policy.model, inputs, attention, loss_mask, chunk=5))
+    assert ours == pytest.approx(upstream, rel=1e-5) and upstream > 0
+    for key, grad in upstream_grads.items():
+        assert (our_grads[key] - grad).abs().max().item() <= 1e-5 * grad.abs().max().item(), key

@@ -134,6 +134,7 @@ def test_real_multiturn_sft_run_learns_the_transcripts(tmp_path: Path, tiny_mode
     )
     assert process.wait(timeout=900) == 0, (tmp_path / "sft.log").read_text()[-3000:]
     assert (out / "adapter_config.json").exists()
+    assert "scores loss positions only" in (tmp_path / "sft.log").read_text()  # the fast path ran
     logged = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert [row["global_step"] for row in logged] == list(range(1, 19))  # 48 x 3 epochs / 8
     assert all("gpt_loss" in row and "lr" in row for row in logged)
