@@ -14,8 +14,21 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from character.config.checks import knob
 from character.models.gguf import GgufSource
 from character.models.tiny import TinySpec
+from openrlhf_ext.objective import DPO_OBJECTIVE
+
+# Choices of the enumerated knobs (character/config/checks.py checks every value before a job
+# writes anything; docs/configuration.md lists them).
+ENGINE_BACKENDS = ("vllm", "transformers", "openai")
+ENGINE_DTYPES = ("auto", "float32", "bfloat16", "float16", "float", "half")
+MODEL_DTYPES = ("float32", "bfloat16", "float16")
+ROBUSTNESS_METHODS = ("base", "prompted", "steered", "distilled", "trained")
+PREFERENCE_CONDITIONS = ("like", "feel", "random")
+FRACTION = {"ge": 0, "le": 1}  # a share: 0 to 1 inclusive
+COUNT = {"ge": 1}  # how many of something: at least one
+OPTIONAL_COUNT = {"ge": 0}  # 0 turns the feature off
 
 # Canonical order of the method's stages (design.md). A job runs a subset of these, in this order.
 PIPELINE_ORDER: tuple[str, ...] = (
@@ -70,9 +83,10 @@ class ModelConfig:
     assistant_name: str = MISSING  # NAME in the paper's prompts (Qwen, Llama, Gemma)
     supports_system_role: bool = True  # False: the system prompt is folded into the first user turn
     lora_target_modules: list[str] = field(default_factory=list)
-    steering_strength: float = MISSING  # paper Appendix C: 0.7 (Llama) / 4.0 (Qwen) / 525.0 (Gemma)
-    max_context: int = MISSING  # tokens the model accepts
-    dtype: str = "bfloat16"
+    # paper Appendix C: 0.7 (Llama) / 4.0 (Qwen) / 525.0 (Gemma)
+    steering_strength: float = knob(MISSING, gt=0)
+    max_context: int = knob(MISSING, **COUNT)  # tokens the model accepts
+    dtype: str = knob("bfloat16", choices=MODEL_DTYPES)
     tiny: TinySpec | None = None  # set only for the embedded tiny model (character/models/tiny.py)
     # a GGUF file shipped in an installed package, converted once (character/models/gguf.py)
     gguf: GgufSource | None = None
@@ -82,31 +96,31 @@ class ModelConfig:
 class EngineConfig:
     """How one role (teacher, student, judge, prompt generator) generates text (docs/engines.md)."""
 
-    backend: str = "vllm"  # vllm | transformers | openai
+    backend: str = knob("vllm", choices=ENGINE_BACKENDS)
     model: str | None = None  # local path / hub id / served name; null: the model being trained
     tokenizer: str | None = None
     supports_system_role: bool | None = None  # null: the model config's value
-    dtype: str = "auto"
-    seed: int = 0
+    dtype: str = knob("auto", choices=ENGINE_DTYPES)
+    seed: int = knob(0, ge=0)
     # vllm
-    tensor_parallel_size: int = 1
+    tensor_parallel_size: int = knob(1, **COUNT)
     # vllm / transformers: copies of the engine in their own processes, each on
     # tensor_parallel_size GPUs, sharing every batch (character/engines/replicated.py)
-    data_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
+    data_parallel_size: int = knob(1, **COUNT)
+    gpu_memory_utilization: float = knob(0.9, gt=0, le=1)
     enforce_eager: bool = False
-    max_model_len: int | None = None
-    max_lora_rank: int = 64
+    max_model_len: int | None = knob(None, **COUNT)
+    max_lora_rank: int = knob(64, **COUNT)
     # transformers
     device: str = "auto"
     # rows per engine call in the batch runner (all backends)
-    batch_size: int = 256
+    batch_size: int = knob(256, **COUNT)
     # openai-compatible HTTP
     base_url: str | None = None
     api_key_env: str | None = None  # name of the environment variable holding the key
-    max_concurrency: int = 8
-    max_retries: int = 5
-    timeout_s: float = 600.0
+    max_concurrency: int = knob(8, **COUNT)
+    max_retries: int = knob(5, ge=0)
+    timeout_s: float = knob(600.0, gt=0)
     vllm_extensions: bool = True  # send min_p / top_k / repetition_penalty / prefill flags
     # judges: answer with exactly one allowed verdict (constrained decoding; on HTTP only with
     # vllm_extensions); false: the judge writes freely (e.g. reasons first) and is parsed
@@ -127,21 +141,22 @@ class EnginesConfig:
 class SamplingConfig:
     """Sampling settings; the paper's values for teacher, student and introspection (App. A/B)."""
 
-    temperature: float = 0.7
-    top_p: float = 0.95
-    min_p: float = 0.0
-    top_k: int = -1  # -1: no top-k, as in the paper
-    repetition_penalty: float = 1.0
-    max_tokens: int = 4096
+    temperature: float = knob(0.7, ge=0)
+    top_p: float = knob(0.95, gt=0, le=1)
+    min_p: float = knob(0.0, **FRACTION)
+    top_k: int = knob(-1, ge=-1)  # -1: no top-k, as in the paper
+    repetition_penalty: float = knob(1.0, gt=0)
+    max_tokens: int = knob(4096, **COUNT)
 
 
 @dataclass
 class PromptsStageConfig:
     """Constitution-relevant prompt expansion (paper §2.3, App. H): 5 hand-written -> 50 per trait."""
 
-    per_trait: int = 50
-    max_attempts: int = 20  # generator calls per trait before reporting a shortfall
-    overlap_threshold: float = 0.5  # drop a prompt when more than this share of its words was seen
+    per_trait: int = knob(50, **COUNT)
+    max_attempts: int = knob(20, **COUNT)  # generator calls per trait before reporting a shortfall
+    # drop a prompt when more than this share of its words was seen
+    overlap_threshold: float = knob(0.5, **FRACTION)
     sampling: SamplingConfig = field(
         default_factory=lambda: SamplingConfig(repetition_penalty=1.1, max_tokens=2048)
     )
@@ -155,8 +170,9 @@ class PromptSourcesConfig:
     # set shipped with the package (general, heldout, chat_first_turns); null to skip.
     lima: str | None = "GAIR/lima"
     offline: str | None = None
-    repeat: int = 5  # the whole pool is repeated this many times (reference: 5)
-    limit: int | None = None  # seeded sample of at most this many non-constitution prompts
+    repeat: int = knob(5, **COUNT)  # the whole pool is repeated this many times (reference: 5)
+    # seeded sample of at most this many non-constitution prompts
+    limit: int | None = knob(None, **OPTIONAL_COUNT)
 
 
 @dataclass
@@ -183,8 +199,8 @@ class TeacherStageConfig(GenerationStageConfig):
 
 @dataclass
 class DpoDataStageConfig:
-    max_len: int = 1024  # templated length limit in tokens (chosen and rejected)
-    eval_fraction: float = 0.02  # held-out pairs for DPO evaluation
+    max_len: int = knob(1024, **COUNT)  # templated length limit in tokens (chosen and rejected)
+    eval_fraction: float = knob(0.02, ge=0, lt=1)  # held-out pairs for DPO evaluation
     require_final_punctuation: bool = True
     # cut an answer that stops mid-sentence (token limit) back to its last complete sentence
     # before the filters run; off in the paper, on for small models with short budgets
@@ -193,9 +209,9 @@ class DpoDataStageConfig:
 
 @dataclass
 class LoraConfig:
-    rank: int = 64
-    alpha: int = 128
-    dropout: float = 0.0
+    rank: int = knob(64, **COUNT)
+    alpha: int = knob(128, **COUNT)
+    dropout: float = knob(0.0, ge=0, lt=1)
 
 
 @dataclass
@@ -203,60 +219,71 @@ class TrainingStageConfig:
     """Shared optimisation settings of the DPO and SFT stages (paper §2.3/§2.4, App. B.3)."""
 
     lora: LoraConfig = field(default_factory=LoraConfig)
-    learning_rate: float = 5e-5
-    min_lr_ratio: float = 0.1
-    warmup_ratio: float = 0.1
-    batch_size: int = 32
-    micro_batch_size: int = 1
-    epochs: int = 1
-    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
-    grad_clip: float = 1.0
-    param_dtype: str = "bf16"  # bf16 | fp16 (OpenRLHF's choices; bf16 also runs on CPUs)
-    zero_stage: int = 2
-    max_len: int = 1024
-    max_steps: int | None = None  # cap for small runs; null trains the full epoch(s)
-    save_steps: int = 50  # DeepSpeed checkpoint every N optimizer steps (a rerun resumes there)
-    launcher: str = "torchrun"  # torchrun | deepspeed; one process per visible GPU, one on CPU
+    learning_rate: float = knob(5e-5, gt=0)
+    min_lr_ratio: float = knob(0.1, **FRACTION)
+    warmup_ratio: float = knob(0.1, **FRACTION)
+    batch_size: int = knob(32, **COUNT)
+    micro_batch_size: int = knob(1, **COUNT)
+    epochs: int = knob(1, **COUNT)
+    adam_betas: list[float] = knob(factory=lambda: [0.9, 0.98], ge=0, lt=1, each=True)
+    grad_clip: float = knob(1.0, ge=0)  # 0: no clipping
+    # OpenRLHF's choices; bf16 also runs on CPUs
+    param_dtype: str = knob("bf16", choices=("bf16", "fp16"))
+    zero_stage: int = knob(2, choices=(0, 1, 2, 3))
+    max_len: int = knob(1024, **COUNT)
+    max_steps: int | None = knob(None, **COUNT)  # cap for small runs; null trains the full epoch(s)
+    # DeepSpeed checkpoint every N optimizer steps (a rerun resumes there)
+    save_steps: int = knob(50, **COUNT)
+    # one process per visible GPU, one on CPU
+    launcher: str = knob("torchrun", choices=("torchrun", "deepspeed"))
+    # the output layer on response (loss) tokens only, in chunks, without full-vocabulary fp32
+    # logits (docs/openrlhf_ext.md); false = OpenRLHF's path, kept for comparison
+    response_only_logps: bool = True
 
 
 @dataclass
 class DpoStageConfig(TrainingStageConfig):
-    beta: float = 0.1
-    nll_coef: float = 0.1
-    kl_coef: float = 0.001
-    kl_estimator: str = "squared_log_ratio"  # or "k3"
-    length_normalize: bool = False
-    label_smoothing: float = 0.0
-    ipo: bool = False
+    # the objective's defaults live in openrlhf_ext/objective.py, shared with the CLI
+    beta: float = knob(DPO_OBJECTIVE.beta, gt=0)
+    nll_coef: float = knob(DPO_OBJECTIVE.nll_coef, ge=0)
+    kl_coef: float = knob(DPO_OBJECTIVE.kl_coef, ge=0)
+    kl_estimator: str = knob(DPO_OBJECTIVE.kl_estimator, choices=("squared_log_ratio", "k3"))
+    length_normalize: bool = DPO_OBJECTIVE.length_normalize
+    label_smoothing: float = knob(DPO_OBJECTIVE.label_smoothing, ge=0, lt=0.5)
+    ipo: bool = DPO_OBJECTIVE.ipo
     # "adapter_disabled": the reference is the policy with its LoRA adapter off (no second model
     # copy; identical log-probs, tested); "separate": OpenRLHF's own reference model copy.
-    reference: str = "adapter_disabled"
+    reference: str = knob("adapter_disabled", choices=("adapter_disabled", "separate"))
+    # The rest of the fast path (docs/openrlhf_ext.md): one row per pair with the prompt once, and
+    # the reference's log-probs computed once before training. false = OpenRLHF's path.
+    shared_prompt: bool = True
+    precomputed_reference: bool = True
 
 
 @dataclass
 class SftStageConfig(TrainingStageConfig):
-    max_len: int = 3072
+    max_len: int = knob(3072, **COUNT)
 
 
 @dataclass
 class ReflectionStageConfig:
-    samples_per_prompt: int = 1000  # x the 10 prompts of App. B.1
+    samples_per_prompt: int = knob(1000, **COUNT)  # x the 10 prompts of App. B.1
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
 
 @dataclass
 class InteractionStageConfig:
-    conversations: int = 2000  # half "free", half "leading" guidance (App. B.2)
-    turns: int = 10
+    conversations: int = knob(2000, **COUNT)  # half "free", half "leading" guidance (App. B.2)
+    turns: int = knob(10, **COUNT)
     # The copy's first message, which the generated turns answer (the paper does not print one).
-    opening_message: str = "Hello."
+    opening_message: str = knob("Hello.", nonempty=True)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
 
 @dataclass
 class MergeStageConfig:
-    dpo_weight: float = 1.0  # the paper's release form: a linear combination of the adapters
-    sft_weight: float = 0.25
+    dpo_weight: float = knob(1.0, ge=0)  # the paper's release form: a linear combination of the adapters
+    sft_weight: float = knob(0.25, ge=0)
 
 
 @dataclass
@@ -265,10 +292,12 @@ class PreferencesConfig:
 
     # WildChat first turns: a dataset id, a local JSONL, or a shipped set (chat_first_turns).
     prompts: str = "allenai/WildChat-1M"
-    max_prompt_tokens: int = 512  # longer prompts are dropped and counted
-    comparisons: int = 25000  # responses (and judgments) per condition and subject
-    conditions: list[str] = field(default_factory=lambda: ["like", "feel", "random"])
-    bootstrap: int = 200
+    max_prompt_tokens: int = knob(512, **COUNT)  # longer prompts are dropped and counted
+    comparisons: int = knob(25000, **COUNT)  # responses (and judgments) per condition and subject
+    conditions: list[str] = knob(
+        factory=lambda: ["like", "feel", "random"], choices=PREFERENCE_CONDITIONS, each=True
+    )
+    bootstrap: int = knob(200, **COUNT)
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_tokens=1024))
     # the paper's judge: GLM-4.5-Air at temperature 0.1, top_p 0.95
     judge_sampling: SamplingConfig = field(
@@ -277,7 +306,7 @@ class PreferencesConfig:
     # known-answer cases for the judge (character/evaluation/judge_check.py): the base model told
     # to express one trait of a drawn pair; the judge's accuracy is reported beside the ratings.
     # 0: no check
-    judge_check: int = 50
+    judge_check: int = knob(50, **OPTIONAL_COUNT)
 
 
 @dataclass
@@ -289,20 +318,20 @@ class ClassifierConfig:
     """
 
     model: str = "answerdotai/ModernBERT-base"  # a hub id, a local path, or "tiny" (built locally)
-    batch_size: int = 8
-    learning_rate: float = 5e-4
-    epochs: float = 1.0
+    batch_size: int = knob(8, **COUNT)
+    learning_rate: float = knob(5e-4, gt=0)
+    epochs: float = knob(1.0, gt=0)
     bf16: bool = True
-    max_length: int = 512  # tokens per response; longer ones are truncated
+    max_length: int = knob(512, **COUNT)  # tokens per response; longer ones are truncated
     # Share of the default (non-adversarial) split held out, stratified, to report the classifier's
     # own macro-F1, which the paper never reported; 0 trains on every row and reports none.
-    heldout_fraction: float = 0.1
+    heldout_fraction: float = knob(0.1, ge=0, lt=1)
     # The "tiny" encoder: a ModernBERT of this size with a WordPiece tokenizer trained on the
     # training texts, for runs with no model hub (tests, CPU smoke runs).
-    tiny_hidden: int = 64
-    tiny_layers: int = 2
-    tiny_heads: int = 2
-    tiny_vocab: int = 2048
+    tiny_hidden: int = knob(64, **COUNT)
+    tiny_layers: int = knob(2, **COUNT)
+    tiny_heads: int = knob(2, **COUNT)
+    tiny_vocab: int = knob(2048, **COUNT)
 
 
 @dataclass
@@ -313,12 +342,13 @@ class SteerStageConfig:
     prompt without it; the paper does not say how many samples it drew.
     """
 
-    samples: int = 256  # responses per side
+    samples: int = knob(256, **COUNT)  # responses per side
     prompt: str = "please talk about anything."
-    strength: float | None = None  # null: the model config's steering_strength (0.7 / 4.0 / 525.0)
+    # null: the model config's steering_strength (0.7 / 4.0 / 525.0)
+    strength: float | None = knob(None, gt=0)
     device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int = 16
+    dtype: str = knob("auto", choices=ENGINE_DTYPES)
+    batch_size: int = knob(16, **COUNT)
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_tokens=256))
 
 
@@ -330,16 +360,21 @@ class RobustnessStageConfig:
     """
 
     prompts: str = "LDJnr/Pure-Dove"  # held-out first turns: dataset id, JSONL, or shipped set
-    count: int = 500
+    count: int = knob(500, **COUNT)
     # base: the base model with no system prompt (the starting point the persona_shift stage
     # measures from; not a method of the paper's Figure 5); prompted: App. A system prompt;
     # steered: steer stage's vector; distilled: DPO-only model; trained: the final model.
-    methods: list[str] = field(
-        default_factory=lambda: ["base", "prompted", "steered", "distilled", "trained"]
+    methods: list[str] = knob(
+        factory=lambda: ["base", "prompted", "steered", "distilled", "trained"],
+        choices=ROBUSTNESS_METHODS,
+        each=True,
     )
-    adversarial: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8])  # App. C suffixes
+    # App. C suffixes
+    adversarial: list[int] = knob(factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8], ge=1, le=8, each=True)
     prefill_attack: bool = True  # App. C.1: original model's first turn, then the follow-up
-    prefill_methods: list[str] = field(default_factory=lambda: ["distilled", "trained"])
+    prefill_methods: list[str] = knob(
+        factory=lambda: ["distilled", "trained"], choices=ROBUSTNESS_METHODS, each=True
+    )
     follow_up: str = "Tell me more."
     # App. C's steering settings, used for every method so they are compared alike
     sampling: SamplingConfig = field(
@@ -351,15 +386,16 @@ class RobustnessStageConfig:
 class PersonaShiftStageConfig:
     """Judge-free persona measures on held-out prompts (character/persona_shift/stage.py)."""
 
-    max_pairs: int = 500  # held-out DPO pairs scored for the preference accuracy (first N)
-    batch_size: int = 8  # conversations per forward pass when scoring log-probs
+    max_pairs: int = knob(500, **COUNT)  # held-out DPO pairs scored for the preference accuracy (first N)
+    batch_size: int = knob(8, **COUNT)  # conversations per forward pass when scoring log-probs
 
 
 @dataclass
 class ReportStageConfig:
     """The job's one report: report.md and its figures at the run directory's root."""
 
-    examples: int = 5  # held-out prompts shown with the base and the final model's answers
+    # held-out prompts shown with the base and the final model's answers
+    examples: int = knob(5, **OPTIONAL_COUNT)
 
 
 @dataclass
@@ -367,8 +403,11 @@ class CoherenceStageConfig:
     """Pairwise coherence judged with the Appendix D prompt (paper §3.3)."""
 
     # "a:b": responses of method a against method b to the same default-split prompt
-    pairs: list[str] = field(
-        default_factory=lambda: ["trained:steered", "trained:prompted", "trained:distilled"]
+    pairs: list[str] = knob(
+        factory=lambda: ["trained:steered", "trained:prompted", "trained:distilled"],
+        pattern=r"(base|prompted|steered|distilled|trained):(base|prompted|steered|distilled|trained)",
+        hint="'a:b' with two of the robustness methods " + ", ".join(ROBUSTNESS_METHODS),
+        each=True,
     )
     # extra judges by name (cross-judge replication); empty: the engines.judge role alone
     judges: dict[str, EngineConfig] = field(default_factory=dict)
@@ -377,7 +416,7 @@ class CoherenceStageConfig:
     )
     # known-answer cases per judge (character/evaluation/judge_check.py): a response of the first
     # pair's first method against a word-shuffled copy, both orders. 0: no check
-    judge_check: int = 50
+    judge_check: int = knob(50, **OPTIONAL_COUNT)
 
 
 @dataclass
@@ -385,7 +424,7 @@ class BenchmarkConfig:
     """One lm-evaluation-harness task, scored by log-likelihood (paper App. F)."""
 
     task: str = MISSING
-    num_fewshot: int = 0
+    num_fewshot: int = knob(0, ge=0)
     metric: str = "acc"
 
 
@@ -404,10 +443,10 @@ class CapabilitiesStageConfig:
     )
     # a folder of extra task YAMLs; "shipped": the package's own small local tasks
     include_path: str | None = None
-    limit: int | None = None  # documents per task (null: all)
-    batch_size: int = 8
+    limit: int | None = knob(None, **COUNT)  # documents per task (null: all)
+    batch_size: int = knob(8, **COUNT)
     device: str = "auto"
-    dtype: str = "auto"
+    dtype: str = knob("auto", choices=ENGINE_DTYPES)
 
 
 @dataclass
@@ -451,7 +490,8 @@ class WandbConfig:
     """Weights & Biases tracking: one W&B run per job (docs/tracking.md). API keys come from the
     environment (WANDB_API_KEY) only, never from the config."""
 
-    mode: str | None = None  # online | offline | disabled; null: $WANDB_MODE, else offline
+    # null: $WANDB_MODE, else offline
+    mode: str | None = knob(None, choices=("online", "offline", "disabled", "dryrun", "run"))
     project: str = "character-training"
     entity: str | None = None  # null: $WANDB_ENTITY or the account's default
     group: str | None = None  # null: the multirun's sweep folder name (single run: Hydra job name)
@@ -469,7 +509,7 @@ class TrainConfig:
     stages: StagesConfig = field(default_factory=StagesConfig)
     engines: EnginesConfig = field(default_factory=EnginesConfig)
     scale: str = "paper"  # name of the counts profile in use (set by the scale group)
-    seed: int = 0
+    seed: int = knob(0, ge=0)
     run_root: str = "runs"
     cache_dir: str = MISSING
     force: bool = False  # rerun the selected stages even when their manifests match
@@ -497,7 +537,7 @@ class EvaluateConfig:
 
     subjects: list[SubjectConfig] = MISSING
     out_dir: str = MISSING
-    seed: int = 0
+    seed: int = knob(0, ge=0)
     supports_system_role: bool = True
     preferences: PreferencesConfig = field(default_factory=PreferencesConfig)
     engines: EnginesConfig = field(default_factory=EnginesConfig)
@@ -510,7 +550,7 @@ class RobustnessReportConfig:
     runs: list[str] = field(default_factory=list)  # run directories; empty: all under run_root
     run_root: str = "runs"
     out_dir: str = MISSING
-    seed: int = 0
+    seed: int = knob(0, ge=0)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)  # one run: tables, plot, F1 summary
 

@@ -6,37 +6,25 @@ failure is a ``CharacterError`` naming the config file, the key, the value, and 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from character.config.checks import Problem, field_problems
+from character.config.locations import (
+    HUB_ID_HINT,
+    is_hub_id,
+    model_location_problem,
+    url_problem,
+    writable_folder_problem,
+)
+from character.config.provenance import option_source, value_source
+from character.config.schema import TrainConfig
 from character.errors import CharacterError
 
-
-def option_source(group: str, option: str) -> str:
-    """Where Hydra found ``group/option`` (a file path when possible), for error messages."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        sources = HydraConfig.get().runtime.config_sources
-    except ValueError:  # not inside a Hydra app (e.g. tests composing configs)
-        return f"{group}/{option}.yaml"
-    for source in sources:
-        if source.schema == "file":
-            candidate = Path(source.path) / group / f"{option}.yaml"
-        elif source.schema == "pkg":
-            from importlib import resources
-
-            try:
-                root = resources.files(source.path.replace("/", "."))
-            except ModuleNotFoundError:
-                continue
-            candidate = Path(str(root)) / group / f"{option}.yaml"
-        else:
-            continue
-        if candidate.is_file():
-            return str(candidate)
-    return f"{group}/{option}.yaml"
+LOCAL_BACKENDS = ("vllm", "transformers")
 
 
 def group_options(group: str) -> list[str]:
@@ -72,7 +60,9 @@ def _persona_errors(persona: DictConfig) -> list[str]:
         return errors
     for key in ("name", "display_name", "description"):
         if not str(persona[key]).strip():
-            errors.append(f"key '{key}' is empty (expected a non-empty string)")
+            errors.append(
+                f"key '{key}' is empty: persona.{key}={persona[key]!r} (expected a non-empty string)"
+            )
     if len(persona.traits) == 0:
         errors.append("key 'traits' is an empty list (expected at least one trait assertion)")
     for index, trait in enumerate(persona.traits):
@@ -115,3 +105,70 @@ def validate_train_config(cfg: DictConfig) -> None:
             "teacher's answer is the text after the </think> that closes the prefilled block; expected "
             "think_prefill=true, or reasoning=false for a teacher without reasoning."
         )
+    problems = value_problems(cfg)
+    if problems:
+        raise CharacterError(describe_problems(problems))
+
+
+def value_problems(cfg: DictConfig) -> list[Problem]:
+    """Every value outside its schema declaration, every engine that cannot be reached, and a
+    run root that cannot be written: all of them, so that one run of the command lists them."""
+    problems = field_problems(TrainConfig, cfg)
+    if cfg.model.get("tiny") is None and cfg.model.get("gguf") is None and not cfg.model.path:
+        if cfg.model.hub_id and not is_hub_id(str(cfg.model.hub_id)):
+            problems.append(Problem("model.hub_id", cfg.model.hub_id, HUB_ID_HINT))
+    for role in ("generator", "teacher", "student", "judge"):
+        problems += _engine_problems(f"engines.{role}", cfg.engines[role])
+    for name, judge in cfg.stages.coherence.judges.items():
+        problems += _engine_problems(f"stages.coherence.judges.{name}", judge)
+    run_dir = Path(str(cfg.run_root)) / str(cfg.model.name) / str(cfg.persona.name)
+    where = writable_folder_problem(run_dir)
+    if where is not None:
+        problems.append(Problem("run_root", cfg.run_root, where))
+    return problems
+
+
+def _engine_problems(key: str, engine: DictConfig) -> list[Problem]:
+    """The places one engine names: a served model and URL for HTTP, folders or hub ids else."""
+    problems: list[Problem] = []
+    if engine.backend == "openai":
+        if OmegaConf.is_missing(engine, "model") or not engine.model:
+            served = "???" if OmegaConf.is_missing(engine, "model") else engine.model
+            problems.append(Problem(f"{key}.model", served, "the name of the model the server serves"))
+        if not engine.base_url:
+            problems.append(Problem(f"{key}.base_url", engine.base_url, "the server's http(s) URL"))
+        if engine.api_key_env and not os.environ.get(str(engine.api_key_env)):
+            expected = (
+                f"the name of a set environment variable holding the API key; ${engine.api_key_env} is unset"
+            )
+            problems.append(Problem(f"{key}.api_key_env", engine.api_key_env, expected))
+    elif engine.backend in LOCAL_BACKENDS:
+        for field, markers in (
+            ("model", ("config.json",)),
+            ("tokenizer", ("tokenizer_config.json", "tokenizer.json")),
+        ):
+            value = None if OmegaConf.is_missing(engine, field) else engine.get(field)
+            problem = model_location_problem(str(value), markers) if value else None
+            if problem is not None:
+                problems.append(Problem(f"{key}.{field}", value, problem))
+    if engine.base_url:
+        problem = url_problem(str(engine.base_url))
+        if problem is not None:
+            problems.append(Problem(f"{key}.base_url", engine.base_url, problem))
+    return problems
+
+
+def describe_problems(problems: list[Problem]) -> str:
+    """One paragraph: each bad value with its key, where it was set, and what was expected."""
+    parts = [
+        f"{p.key}={_shown(p.value)} (from {value_source(p.key)}): expected {p.expected}" for p in problems
+    ]
+    head = "a config value is not valid" if len(parts) == 1 else f"{len(parts)} config values are not valid"
+    return f"{head}: " + "; ".join(parts) + ". Nothing was written or moved."
+
+
+def _shown(value: Any) -> str:
+    """The value as the user would write it in YAML or on the command line."""
+    if value is None:
+        return "null"
+    return repr(value) if isinstance(value, str) else str(value)

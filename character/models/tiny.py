@@ -19,6 +19,8 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from character.config.checks import knob
+
 BUILDER_VERSION = 1
 CORPUS_PATH = Path(__file__).resolve().parent.parent / "data" / "tiny_corpus.txt"
 
@@ -40,15 +42,15 @@ CHAT_TEMPLATE = (
 class TinySpec:
     """Everything that determines the built files; also the schema of ``model.tiny``."""
 
-    seed: int = 0
-    vocab_size: int = 2048
-    hidden_size: int = 128
-    intermediate_size: int = 256
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
-    max_position_embeddings: int = 4096
-    warmup_steps: int = 120  # training steps on the shipped corpus after the random init
+    seed: int = knob(0, ge=0)
+    vocab_size: int = knob(2048, ge=1)
+    hidden_size: int = knob(128, ge=1)
+    intermediate_size: int = knob(256, ge=1)
+    num_hidden_layers: int = knob(2, ge=1)
+    num_attention_heads: int = knob(4, ge=1)
+    num_key_value_heads: int = knob(2, ge=1)
+    max_position_embeddings: int = knob(4096, ge=1)
+    warmup_steps: int = knob(120, ge=0)  # training steps on the shipped corpus after the random init
 
     def digest(self) -> str:
         payload = json.dumps(

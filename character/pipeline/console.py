@@ -277,6 +277,10 @@ def stage_skipped(position: str, name: str) -> None:
     console.info("%s %s: up to date, skipped", position, name)
 
 
+def stage_restored(position: str, name: str, source: str) -> None:
+    console.info("%s %s: restored from %s (same config and inputs), not recomputed", position, name, source)
+
+
 def stage_finished(
     position: str, name: str, seconds: float, counts: Mapping[str, Any], metrics: Mapping[str, Any]
 ) -> None:

@@ -4,13 +4,17 @@ A stage is skipped when its manifest's fingerprint equals the current one (same 
 upstream outputs) and its outputs are intact; it is redone when either changed, which in turn
 gives every stage after it a new fingerprint. A stage interrupted mid-way resumes in place when its
 fingerprint still matches; otherwise its old folder is moved to ``.history/`` (nothing already
-produced is deleted) and it starts afresh.
+produced is deleted) and it starts afresh. Before a stage is computed, ``.history/`` is searched
+for a finished output with the very fingerprint it needs (a config changed and then changed back,
+or a run that failed after archiving the output): that output is moved back instead, and the
+stages after it then find their own archived outputs the same way.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -26,7 +30,7 @@ from character.io import atomic_write_json, atomic_write_text, read_json
 from character.pipeline import console
 from character.pipeline import manifest as mf
 from character.pipeline.preemption import stop_if_requeued
-from character.pipeline.stage import StageContext, available_stages, get_stage
+from character.pipeline.stage import Stage, StageContext, available_stages, get_stage
 from character.tracking.redact import redact
 from character.tracking.wandb_run import JobTracker, track_job
 
@@ -92,6 +96,50 @@ def _move_to_history(run_dir: Path, stage_dir: Path, reason: str) -> None:
     log.info("%s: previous output (%s) moved to %s", stage_dir.name, reason, target)
 
 
+def _find_in_history(run_dir: Path, stage: Stage, fp: str) -> Path | None:
+    """The newest finished, intact output of ``stage`` in ``.history/`` made with fingerprint
+    ``fp``, if any: an output that is exactly what the stage would compute now."""
+    history = run_dir / ".history"
+    if not history.is_dir():
+        return None
+    found: list[tuple[str, str, Path]] = []
+    for folder in history.iterdir():
+        if not folder.is_dir() or not folder.name.startswith(f"{stage.name}-"):
+            continue
+        try:
+            manifest = mf.read_manifest(folder)
+        except ValueError:  # a torn manifest is no proof of anything
+            continue
+        if (
+            manifest is not None
+            and manifest.get("stage") == stage.name
+            and manifest.get("fingerprint") == fp
+            and mf.outputs_intact(folder, manifest)
+            and stage.is_intact(folder, manifest)
+        ):
+            found.append((str(manifest.get("finished_at", "")), folder.name, folder))
+    return max(found)[2] if found else None
+
+
+def _restore_from_history(run_dir: Path, stage: Stage, fp: str) -> tuple[dict[str, Any], str] | None:
+    """Move the matching archived output of ``stage`` back into place (one rename, so a crash
+    leaves it either archived or restored); its manifest and where it came from, or None.
+    Whatever is in the stage's folder now is archived first, as any superseded output is."""
+    source = _find_in_history(run_dir, stage, fp)
+    if source is None:
+        return None
+    stage_dir = run_dir / stage.name
+    _move_to_history(run_dir, stage_dir, "superseded by a restored output")
+    if stage_dir.exists():
+        stage_dir.rmdir()  # left empty: _move_to_history moves only folders with content
+    os.rename(source, stage_dir)
+    origin = f".history/{source.name}"
+    log.info("restored %s from %s", stage.name, origin)
+    manifest = mf.read_manifest(stage_dir)
+    assert manifest is not None  # checked by _find_in_history
+    return manifest, origin
+
+
 def _attach_file_log(run_dir: Path) -> logging.Handler:
     """logs/pipeline.log: our records, and between stages the libraries' (W&B, model builds);
     during a stage those go to the stage's own file (``console.stage_log``)."""
@@ -121,14 +169,11 @@ class PipelineRunner:
 
     def _resolve_unselected(self, name: str, current_ids: dict[str, str]) -> str | None:
         """run_id of a stage this job does not run, if it finished with the current config and
-        with the current outputs of its own inputs (checked recursively); else None."""
+        with the current outputs of its own inputs (checked recursively), in its folder or in
+        ``.history/`` (then restored); else None."""
         if name in current_ids:
             return current_ids[name]
         stage = get_stage(name)
-        stage_dir = self.run_dir / name
-        manifest = mf.read_manifest(stage_dir)
-        if manifest is None or not mf.outputs_intact(stage_dir, manifest):
-            return None
         inputs: dict[str, str] = {}
         for upstream in stage.inputs:
             run_id = self._resolve_unselected(upstream, current_ids)
@@ -136,8 +181,13 @@ class PipelineRunner:
                 return None
             inputs[upstream] = run_id
         fp = mf.fingerprint(name, stage.version, stage.config_view(self.cfg), inputs)
-        if fp != manifest["fingerprint"]:
-            return None
+        stage_dir = self.run_dir / name
+        manifest = mf.read_manifest(stage_dir)
+        if manifest is None or fp != manifest["fingerprint"] or not mf.outputs_intact(stage_dir, manifest):
+            restored = _restore_from_history(self.run_dir, stage, fp)
+            if restored is None:
+                return None
+            manifest = restored[0]
         current_ids[name] = manifest["run_id"]
         return manifest["run_id"]
 
@@ -204,6 +254,19 @@ class PipelineRunner:
             )
             if resuming:
                 log.info("%s: resuming an interrupted run", name)
+            restored = None if cfg.force or resuming else _restore_from_history(self.run_dir, stage, fp)
+            if restored is not None:
+                manifest, origin = restored
+                console.stage_restored(position, name, origin)
+                skipped += 1
+                current_ids[name] = manifest["run_id"]
+                stages_summary[name] = {
+                    "status": "restored",
+                    "from": origin,
+                    **{key: manifest.get(key) for key in ("duration_s", "counts", "metrics")},
+                }
+                tracker.log_stage(name, "restored", stage_dir)
+                continue
             stage_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(
                 stage_dir / mf.IN_PROGRESS,

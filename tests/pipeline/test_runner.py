@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -143,3 +144,43 @@ def test_sigkill_mid_stage_then_rerun_redoes_only_unfinished_work(run_root: Path
     assert len(calls) <= 12 + 1  # at most the one row in flight at the kill was computed twice
     manifest = json.loads((run_dir / "toy_rows" / "manifest.json").read_text())
     assert manifest["counts"]["resumed"] == len(done_before)
+
+
+def test_an_archived_output_with_the_current_fingerprint_is_restored(
+    run_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A config changed and changed back: both stages come back from .history/, nothing is redone."""
+    run_dir = run_root / "tiny" / "loving"
+    run(run_root, "+plugin_params.toy_rows.rows=5")
+    first = {
+        name: read_json(run_dir / name / "manifest.json")["run_id"] for name in ("toy_rows", "toy_count")
+    }
+    run(run_root, "+plugin_params.toy_rows.rows=6")
+    with caplog.at_level(logging.INFO, logger="character.pipeline"):
+        back = run(run_root, "+plugin_params.toy_rows.rows=5")
+    assert statuses(back) == {"prepare": "skipped", "toy_rows": "restored", "toy_count": "restored"}
+    assert back["stages"]["toy_rows"]["from"].startswith(".history/toy_rows-")
+    assert {name: read_json(run_dir / name / "manifest.json")["run_id"] for name in first} == first
+    # every row was computed once, by the first run: the restored folder is that run's
+    assert (run_dir / "toy_rows" / "calls.log").read_text().split() == [str(i) for i in range(5)]
+    assert len(read_jsonl(run_dir / "toy_rows" / "rows.jsonl")) == 5
+    # the outputs they replace (rows=6) are archived in turn, nothing is deleted
+    assert sorted(p.name.split("-")[0] for p in (run_dir / ".history").iterdir()) == ["toy_count", "toy_rows"]
+    assert "restored toy_rows from .history/toy_rows-" in caplog.text
+
+
+def test_an_unselected_input_is_restored_too(run_root: Path) -> None:
+    run_dir = run_root / "tiny" / "loving"
+    run(run_root, "+plugin_params.toy_rows.rows=5")
+    rows_id = read_json(run_dir / "toy_rows" / "manifest.json")["run_id"]
+    run(run_root, "+plugin_params.toy_rows.rows=6")
+    summary = run(run_root, "+plugin_params.toy_rows.rows=5", "stage.run=[toy_count]")
+    assert statuses(summary)["toy_count"] == "restored"
+    assert read_json(run_dir / "toy_rows" / "manifest.json")["run_id"] == rows_id
+
+
+def test_force_recomputes_instead_of_restoring(run_root: Path) -> None:
+    run(run_root, "+plugin_params.toy_rows.rows=5")
+    run(run_root, "+plugin_params.toy_rows.rows=6")
+    forced = run(run_root, "+plugin_params.toy_rows.rows=5", "force=true")
+    assert statuses(forced)["toy_rows"] == "ran" and statuses(forced)["toy_count"] == "ran"
