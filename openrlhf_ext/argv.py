@@ -77,6 +77,8 @@ def _common(
     ]
     if params.max_steps:
         argv += ["--data.max_samples", str(params.max_steps * params.batch_size)]
+    if not params.response_only_logps:
+        argv.append("--logps.full_vocab")
     return argv
 
 
@@ -128,6 +130,10 @@ def dpo_argv(
         argv.append("--ref.adapter_disabled")
     elif params.reference != "separate":
         raise ValueError(f"stages.dpo.reference={params.reference!r}; expected adapter_disabled or separate")
+    if not params.shared_prompt:
+        argv.append("--logps.separate_prompts")
+    if not params.precomputed_reference:
+        argv.append("--ref.per_step")
     if eval_dataset is not None:
         argv += ["--eval.dataset", str(eval_dataset), "--eval.split", "train"]
     return argv
