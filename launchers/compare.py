@@ -5,7 +5,9 @@ python -m launchers.compare wandb_offline=[runs/wandb] wandb_group=G     # offli
 python -m launchers.compare wandb_project=me/character-training wandb_group=G   # W&B server
 python -m launchers.compare runs=[runs] 'metrics=[dpo/final_loss,eval/spearman/*]'
 
-Prints the markdown tables and writes comparison.md, comparison.csv and plots/*.png to out_dir.
+Prints the markdown tables and writes comparison.md, comparison.csv and plots/*.png to out_dir, and
+the paper's results views from the runs' recorded judgments under views/ (Elo Figures 3-4, Spearman
+across models, coherence averaged over personas, the robustness report's link; views=false: none).
 """
 
 from __future__ import annotations
@@ -27,9 +29,7 @@ log = logging.getLogger("character.compare")
 def main(cfg: DictConfig) -> None:
     result: Comparison = exit_on_user_error(lambda: compare(cfg))
     print(result.markdown)
-    log.info(
-        "wrote %s (and %d plots) to %s", "comparison.md, comparison.csv", len(result.files) - 2, cfg.out_dir
-    )
+    log.info("wrote %d files (comparison.md, comparison.csv, ...) to %s", len(result.files), cfg.out_dir)
 
 
 if __name__ == "__main__":

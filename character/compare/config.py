@@ -8,6 +8,16 @@ from omegaconf import MISSING
 
 
 @dataclass
+class EloConfig:
+    """The seeded mean Elo of the results views (``character.evaluation.ratings.mean_elo``)."""
+
+    k: float = 32.0
+    start: float = 1000.0
+    passes: int = 100  # independent passes, each over the verdicts in its own random order
+    seed: int = 0
+
+
+@dataclass
 class CompareConfig:
     """Where the runs come from (any of the three sources, combined) and what to compare."""
 
@@ -19,6 +29,10 @@ class CompareConfig:
     metrics: list[str] = field(default_factory=list)  # names or globs of <stage>/<metric>; empty: all
     counts: bool = False  # also compare stage counts (<stage>/counts/<name>)
     plots: bool = True
+    # the paper's results views from the runs' recorded judgments (character/compare/views.py)
+    views: bool = True
+    elo: EloConfig = field(default_factory=EloConfig)
+    robustness_dir: str | None = None  # launchers.robustness output; null: <run_root>/.robustness
     out_dir: str = MISSING
 
 

@@ -1,14 +1,17 @@
-"""One bar chart per metric: personas along the axis, a bar per model."""
+"""One bar chart per metric (personas along the axis, a bar per model), and the paper's Figure 4."""
 
 from __future__ import annotations
 
 import re
+from io import BytesIO
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from character.compare.table import metric_columns, pivot
 from character.evaluation.report_files import grouped_bars
+from character.io import atomic_write_bytes
 
 
 def plot_name(metric: str) -> str:
@@ -33,3 +36,30 @@ def write_plots(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         )
         paths.append(path)
     return paths
+
+
+def plot_rating_distributions(path: Path, panels: dict[str, dict[str, np.ndarray]], title: str) -> None:
+    """The paper's Figure 4: per model, a panel with the histogram of trait ratings of each
+    subject (before, after) on shared bins, the SD in the legend (a wider, flatter "after" is a
+    stronger preference)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = np.concatenate([v for subjects in panels.values() for v in subjects.values()])
+    bins = np.linspace(values.min() - 10, values.max() + 10, 30)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False, sharey=True)
+    for ax, (model, subjects) in zip(axes[0], panels.items(), strict=True):
+        for subject, ratings in subjects.items():
+            ax.hist(ratings, bins=bins, alpha=0.55, label=f"{subject} (sd {ratings.std():.0f})")
+        ax.set_title(model)
+        ax.set_xlabel("Elo rating")
+        ax.legend(fontsize="small")
+    axes[0][0].set_ylabel("traits")
+    fig.suptitle(title)
+    fig.tight_layout()
+    buffer = BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())

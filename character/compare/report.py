@@ -1,4 +1,4 @@
-"""Collect the runs, build the comparison, and write it: markdown, CSV and plots."""
+"""Collect the runs, build the comparison, and write it: markdown, CSV, plots and the paper's views."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from character.compare.local import read_local_runs
 from character.compare.plots import write_plots
 from character.compare.records import RunRecord, latest_per_pair
 from character.compare.table import comparison_frame, markdown_report
+from character.compare.views import write_views
 from character.compare.wandb_runs import read_offline_records, read_online_records
 from character.errors import CharacterError
 from character.io import atomic_write_text
@@ -52,9 +53,13 @@ def compare(cfg: Any) -> Comparison:
     markdown = markdown_report(frame, sources)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    files = [out_dir / "comparison.md", out_dir / "comparison.csv"]
+    if cfg.views:
+        lines, view_files = write_views(records, cfg, out_dir)
+        markdown += "\n".join(lines) + "\n" if lines else ""
+        files += view_files
     atomic_write_text(out_dir / "comparison.md", markdown)
     atomic_write_text(out_dir / "comparison.csv", frame.to_csv(index=False))
-    files = [out_dir / "comparison.md", out_dir / "comparison.csv"]
     if cfg.plots:
         files += write_plots(frame, out_dir / "plots")
     return Comparison(frame=frame, markdown=markdown, files=files)

@@ -9,6 +9,7 @@ multiple-choice task (``shipped``), scored by the same harness code.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,59 @@ def resolve_include_path(include_path: str | None, work_dir: Path) -> str | None
     return str(path)
 
 
+def leaf_tasks(output: dict[str, Any], name: str) -> list[str]:
+    """The tasks that were run under ``name``: itself for a task, its leaves (through nested
+    groups) for a group, from the harness's ``group_subtasks``."""
+    children = output.get("group_subtasks", {}).get(name)  # only groups are keys
+    if children is None:
+        return [name]
+    return [leaf for child in children for leaf in leaf_tasks(output, child)]
+
+
+def _float(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else float("nan")  # the harness writes "N/A"
+
+
+def benchmark_result(output: dict[str, Any], task: str, metric: str) -> tuple[float, float, int, list[str]]:
+    """(score, SE, documents, leaf tasks) of a task or a group in one ``simple_evaluate`` output.
+
+    The harness (0.4.13) counts documents (``n-samples``) for leaf tasks only, so a group's count
+    is the sum over its leaves. A group's score is the harness's own aggregate when the group
+    defines one (``aggregate_metric_list``: ``results[group]``); a group without one (its results
+    entry holds no metric) is aggregated here the way the harness aggregates by default: the
+    mean of the leaves weighted by their document counts, with the pooled SE, through the
+    harness's own ``aggregate_subtask_metrics`` and ``pooled_sample_stderr``.
+    """
+    from lm_eval.api.metrics import aggregate_subtask_metrics, pooled_sample_stderr
+
+    key, stderr_key = f"{metric},none", f"{metric}_stderr,none"
+    results = output["results"]
+    groups = output.get("group_subtasks", {})
+    if task not in results and task not in groups:  # a tag: several tasks, nothing to aggregate
+        raise CharacterError(
+            f"benchmark {task} ran as the tasks {sorted(results)[:10]} without a group score (a "
+            "harness tag, not a group); name one of those tasks, or a group that aggregates them."
+        )
+    leaves = leaf_tasks(output, task)
+    sizes = [int(output["n-samples"][leaf]["effective"]) for leaf in leaves]
+    result = results.get(task, {})
+    if key in result:  # a task, or a group the harness aggregated
+        return float(result[key]), _float(result.get(stderr_key)), sum(sizes), leaves
+    lacking = [leaf for leaf in leaves if key not in results.get(leaf, {})]
+    if lacking or task not in groups:
+        reported = sorted({k.split(",")[0] for leaf in leaves for k in results.get(leaf, {}) if "," in k})
+        raise CharacterError(
+            f"benchmark {task} reports no metric {metric!r}"
+            + (f" (lacking in {lacking[:5]})" if task in groups else "")
+            + f"; it reports {reported}."
+        )
+    scores = [float(results[leaf][key]) for leaf in leaves]
+    stderrs = [_float(results[leaf].get(stderr_key)) for leaf in leaves]
+    score = float(aggregate_subtask_metrics(scores, sizes, True))
+    se = float("nan") if any(map(math.isnan, stderrs)) else float(pooled_sample_stderr(stderrs, sizes))
+    return score, se, sum(sizes), leaves
+
+
 def evaluate_model(
     model_path: str,
     benchmarks: Sequence[Any],
@@ -73,7 +127,8 @@ def evaluate_model(
     dtype: str,
     seed: int,
 ) -> list[dict[str, Any]]:
-    """Score one model on every benchmark: a row {task, metric, num_fewshot, score, se, n} each.
+    """Score one model on every benchmark: a row {task, metric, num_fewshot, score, se, n, leaves}
+    each. A benchmark may be a task or a group (``mmlu``): ``benchmark_result`` reads either.
 
     The model is loaded once; each benchmark is its own harness call, since the harness takes one
     ``num_fewshot`` per call.
@@ -107,22 +162,16 @@ def evaluate_model(
             fewshot_random_seed=seed,
             log_samples=False,
         )
-        result = output["results"][benchmark.task]
-        key = f"{benchmark.metric},none"
-        if key not in result:
-            raise CharacterError(
-                f"benchmark {benchmark.task} reports no metric {benchmark.metric!r}; it reports "
-                f"{sorted(k.split(',')[0] for k in result if ',' in k)}."
-            )
-        stderr = result.get(f"{benchmark.metric}_stderr,none")
+        score, se, n, leaves = benchmark_result(output, benchmark.task, benchmark.metric)
         rows.append(
             {
                 "task": benchmark.task,
                 "metric": benchmark.metric,
                 "num_fewshot": int(benchmark.num_fewshot),
-                "score": float(result[key]),
-                "se": float(stderr) if isinstance(stderr, int | float) else float("nan"),
-                "n": int(output["n-samples"][benchmark.task]["effective"]),
+                "score": score,
+                "se": se,
+                "n": n,
+                "leaves": leaves,
             }
         )
     return rows

@@ -103,6 +103,16 @@ def combine_orders(forward: str | None, backward: str | None) -> str:
     return first if first == second else "inconsistent"
 
 
+def outcomes_from_judgments(rows: list[dict[str, Any]]) -> list[str]:
+    """Pair each prompt's two verdicts (judgment rows of ``coherence_stage``: ``prompt_index``, ``order``
+    fwd | bwd, ``texts``) and combine them; a missing order counts as unparsed. Here, not in the
+    stage, so that ``launchers.compare`` can recount recorded judgments without the pipeline."""
+    verdicts: dict[int, dict[str, str | None]] = {}
+    for row in rows:
+        verdicts.setdefault(row["prompt_index"], {})[row["order"]] = parse_coherence_verdict(row["texts"][0])
+    return [combine_orders(v.get("fwd"), v.get("bwd")) for _, v in sorted(verdicts.items())]
+
+
 @dataclass
 class WinRate:
     """The first method's coherence wins over the second, with the drops by reason."""

@@ -20,8 +20,7 @@ from character.evaluation.adversarial import DEFAULT_SPLIT
 from character.evaluation.coherence import (
     VERDICT_CHOICES,
     coherence_prompt,
-    combine_orders,
-    parse_coherence_verdict,
+    outcomes_from_judgments,
     win_rate,
 )
 from character.evaluation.judge_check import (
@@ -87,14 +86,6 @@ def comparison_items(
                 )
             )
     return items
-
-
-def outcomes_from_judgments(rows: list[dict[str, Any]]) -> list[str]:
-    """Pair each prompt's two verdicts and combine them (a missing order counts as unparsed)."""
-    verdicts: dict[int, dict[str, str | None]] = {}
-    for row in rows:
-        verdicts.setdefault(row["prompt_index"], {})[row["order"]] = parse_coherence_verdict(row["texts"][0])
-    return [combine_orders(v.get("fwd"), v.get("bwd")) for _, v in sorted(verdicts.items())]
 
 
 @register_stage

@@ -2,9 +2,11 @@
 
 An outcome ``(winner, loser)`` says the judge found the winner's trait expressed when the assistant
 was offered both. Elo (start 1000, K = 32, one pass in data order) reproduces the paper but depends
-on the order of the data; the Bradley-Terry maximum-likelihood fit does not, and bootstrap
-resampling of the outcomes gives confidence intervals. Bradley-Terry strengths are reported on the
-Elo scale (400 / ln 10 per unit of log-odds, mean 1000) so the two can be compared.
+on the order of the data; ``mean_elo`` averages many passes over seeded random orders, which
+removes that dependence while staying Elo; the Bradley-Terry maximum-likelihood fit does not
+depend on order at all, and bootstrap resampling of the outcomes gives confidence intervals.
+Bradley-Terry strengths are reported on the Elo scale (400 / ln 10 per unit of log-odds, mean
+1000) so the two can be compared.
 """
 
 from __future__ import annotations
@@ -28,6 +30,43 @@ def elo(
         ratings[winner] += k * (1.0 - expected)
         ratings[loser] -= k * (1.0 - expected)
     return ratings
+
+
+def mean_elo(
+    outcomes: Sequence[tuple[int, int]],
+    n_items: int,
+    k: float = 32.0,
+    start: float = 1000.0,
+    passes: int = 100,
+    seed: int = 0,
+) -> np.ndarray:
+    """Elo averaged over ``passes`` independent passes, each from ``start`` over the outcomes in
+    its own random order (``numpy.random.default_rng(seed)``, one permutation per pass, drawn in
+    pass order).
+
+    Why: one Elo pass weighs late outcomes more than early ones, so the same judgments in another
+    order give other ratings; the data order of a judgments file is an accident of sampling. The
+    paper computes Elo "through numerous randomized pairings"; the mean over random orders is a
+    rating of the judgments themselves, reproducible through the seed, and still on the Elo scale
+    (every pass keeps the mean rating at ``start``). Pass ``p`` equals ``elo`` on the outcomes in
+    permutation ``p``; all passes run together, one vectorised update per outcome position.
+    """
+    pairs = np.asarray(outcomes, dtype=np.int64).reshape(-1, 2)
+    if passes < 1:
+        raise ValueError(f"passes must be at least 1, got {passes}")
+    rng = np.random.default_rng(seed)
+    orders = np.stack([rng.permutation(len(pairs)) for _ in range(passes)], axis=1)  # (outcomes, passes)
+    # flat positions into a (passes, n_items) table, one row per outcome position: one vectorised
+    # update per position moves every pass at once
+    offsets = np.arange(passes) * n_items
+    winners, losers = pairs[orders, 0] + offsets, pairs[orders, 1] + offsets
+    ratings = np.full(passes * n_items, start, dtype=float)
+    for w, lo in zip(winners, losers, strict=True):
+        rating_w, rating_l = ratings[w], ratings[lo]
+        delta = k / (1.0 + 10.0 ** ((rating_w - rating_l) / 400.0))  # k * (1 - expected win)
+        ratings[w] = rating_w + delta
+        ratings[lo] = rating_l - delta
+    return ratings.reshape(passes, n_items).mean(axis=0)
 
 
 def _neg_log_likelihood(strengths: np.ndarray, winners: np.ndarray, losers: np.ndarray, l2: float):

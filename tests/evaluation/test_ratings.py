@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from character.evaluation.ratings import ELO_SCALE, bradley_terry, elo, fit_ratings
+from character.evaluation.ratings import ELO_SCALE, bradley_terry, elo, fit_ratings, mean_elo
 
 
 def test_elo_matches_a_hand_computed_sequence() -> None:
@@ -22,6 +22,21 @@ def test_elo_matches_a_hand_computed_sequence() -> None:
     assert ratings == pytest.approx([r0 - gain3, r1, 1000 + gain3], abs=1e-9)
     assert round(gain, 4) == 14.5305  # 32 x (1 - 1 / (1 + 10^-0.08)) by hand
     assert elo([(1, 0), (0, 1)], 2).tolist() != elo([(0, 1), (1, 0)], 2).tolist()  # order matters for Elo
+
+
+def test_mean_elo_is_the_mean_of_seeded_single_passes() -> None:
+    outcomes = [(0, 1), (0, 1), (2, 0), (1, 2), (0, 2), (3, 1)]
+    rng = np.random.default_rng(7)  # the documented draw: one permutation per pass, in pass order
+    passes = [elo([outcomes[i] for i in rng.permutation(len(outcomes))], 4) for _ in range(5)]
+    assert mean_elo(outcomes, 4, passes=5, seed=7) == pytest.approx(np.mean(passes, axis=0), abs=1e-9)
+    # the same hand-computed first step as above, whatever the order: 2 items, one outcome
+    assert mean_elo([(1, 0)], 2, passes=3).tolist() == [984.0, 1016.0]
+    again = mean_elo(outcomes, 4, passes=50, seed=1)
+    assert again.tolist() == mean_elo(outcomes, 4, passes=50, seed=1).tolist()  # seeded
+    assert again.mean() == pytest.approx(1000.0) and np.argmax(again) == 0  # 0 won 3 of 4
+    assert mean_elo([], 3, k=16, start=1500).tolist() == [1500.0] * 3
+    with pytest.raises(ValueError, match="passes"):
+        mean_elo(outcomes, 4, passes=0)
 
 
 def simulate(strengths: np.ndarray, n: int, seed: int) -> list[tuple[int, int]]:

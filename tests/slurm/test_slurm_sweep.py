@@ -194,7 +194,7 @@ def compare_table(*args: str) -> dict[str, float]:
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    section = result.stdout.split("## dpo/final_loss\n", 1)[1]
+    section = result.stdout.split("## dpo/final_loss\n", 1)[1].split("\n## ", 1)[0]  # not the views below
     rows = [line.strip("|").split("|") for line in section.splitlines() if line.startswith("| ")][1:]
     return {
         cells[0].strip(): float(cells[1]) for cells in rows if cells[0].strip() not in ("persona", ":---")
