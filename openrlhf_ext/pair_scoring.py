@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from openrlhf_ext.pair_layout import PairRows
+from openrlhf_ext.pair_layout import PAD, PairRows
 from openrlhf_ext.token_logps import DEFAULT_CHUNK_ROWS, token_logps
 
 
@@ -26,6 +26,7 @@ class Scoring:
     share_prompt: bool = True  # one row per pair, prompt once (needs sdpa or eager attention)
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     attn_implementation: str = "sdpa"
+    row_by_row: bool = True  # one forward per row, no padding, batch-independent numbers
 
 
 def causal_lm_of(module: Any) -> Any:
@@ -85,21 +86,30 @@ def score_pairs(
     attn_implementation: str,
     chunk: int = DEFAULT_CHUNK_ROWS,
     disable_adapter: bool = False,
+    row_by_row: bool = True,
 ) -> PairLogps:
     """Run ``module`` (an Actor's ``.model``) on ``rows`` and score the response tokens.
 
-    ``disable_adapter`` runs the frozen base weights (the adapter-disabled reference)."""
+    ``disable_adapter`` runs the frozen base weights (the adapter-disabled reference).
+    ``row_by_row`` runs each row alone, cut to its own length: no padding is computed, and a
+    row's numbers do not depend on which rows share its micro-batch, so in bf16 the reference
+    log-probs computed before training equal the policy's at step 1 bit for bit (batched bf16
+    kernels round differently for other batch shapes: a KL above 0 and a DPO term off ln 2 at
+    the first step)."""
     model = causal_lm_of(module)
     peft = getattr(module, "module", module)
     context = peft.disable_adapter() if disable_adapter else nullcontext()
+    index = torch.cat([rows.chosen.hidden_index, rows.rejected.hidden_index])
+    targets = torch.cat([rows.chosen.targets, rows.rejected.targets])
+    output_layer, softcap = model.get_output_embeddings(), logit_softcap(model)
     with context:
         mask = rows.attention_mask(attn_implementation, next(model.parameters()).dtype)
-        hidden = decoder_hidden_states(module, rows.input_ids, mask, rows.position_ids)
-        flat = hidden.reshape(-1, hidden.shape[-1])
-        output_layer = model.get_output_embeddings()
-        index = torch.cat([rows.chosen.hidden_index, rows.rejected.hidden_index])
-        targets = torch.cat([rows.chosen.targets, rows.rejected.targets])
-        logps = token_logps(flat[index], output_layer, targets, chunk, logit_softcap(model))
+        if not row_by_row:
+            hidden = decoder_hidden_states(module, rows.input_ids, mask, rows.position_ids)
+            flat = hidden.reshape(-1, hidden.shape[-1])
+            logps = token_logps(flat[index], output_layer, targets, chunk, softcap)
+        else:
+            logps = _row_by_row_logps(module, rows, mask, index, targets, output_layer, chunk, softcap)
     n_chosen = len(rows.chosen.targets)
     return PairLogps(
         chosen=rows.chosen.compact(logps[:n_chosen], rows.pairs),
@@ -107,3 +117,28 @@ def score_pairs(
         chosen_mask=rows.chosen.mask(rows.pairs),
         rejected_mask=rows.rejected.mask(rows.pairs),
     )
+
+
+def _row_by_row_logps(module, rows: PairRows, mask, index, targets, output_layer, chunk, softcap):
+    """``token_logps`` for the scored positions, one forward (and one output-layer pass) per row."""
+    width = rows.input_ids.shape[1]
+    row_of, col_of = index // width, index % width
+    pieces, order = [], []
+    for row in range(rows.input_ids.shape[0]):
+        length = int((rows.segments[row] != PAD).sum().item())
+        selected = (row_of == row).nonzero(as_tuple=True)[0]
+        if length == 0 or len(selected) == 0:
+            continue
+        row_mask = mask[row : row + 1, ..., :length, :length] if mask.dim() == 4 else None
+        hidden = decoder_hidden_states(
+            module,
+            rows.input_ids[row : row + 1, :length],
+            row_mask,  # None for a plain row: ordinary causal attention
+            rows.position_ids[row : row + 1, :length],
+        )[0]
+        pieces.append(token_logps(hidden[col_of[selected]], output_layer, targets[selected], chunk, softcap))
+        order.append(selected)
+    if not pieces:
+        return torch.zeros(len(index), dtype=torch.float32, device=index.device)
+    values, order = torch.cat(pieces), torch.cat(order)
+    return values[torch.argsort(order)]

@@ -74,6 +74,7 @@ class CharacterDPOTrainer(DPOTrainer):
             self.scoring.attn_implementation,
             self.scoring.chunk_rows,
             disable_adapter=disable_adapter,
+            row_by_row=self.scoring.row_by_row,
         )
 
     def per_token_logps(self, model, chosen_ids, c_mask, reject_ids, r_mask, prompt_id_lens):

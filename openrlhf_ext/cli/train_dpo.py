@@ -15,6 +15,9 @@ The fast path is on by default (docs/openrlhf_ext.md); these flags turn its part
   --ref.per_step                run the reference on every micro-batch instead of once up front
 and tune it:
   --logps.chunk_rows INT        response positions per output-layer chunk (default 512)
+  --logps.batched_rows          one forward for the micro-batch's padded rows instead of one
+                                per row (faster on GPUs for short rows; in bf16 the numbers then
+                                depend on the batch's shapes)
   --ref.logps_file PATH         where the precomputed reference log-probs are kept
                                 (default <ckpt.path>/reference_logps-{train,eval}.pt)
   --ref.logps_batch INT         pairs per forward in the reference pass (default 16)
@@ -66,6 +69,7 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--logps.full_vocab", action="store_true", default=False)
     parser.add_argument("--logps.separate_prompts", action="store_true", default=False)
     parser.add_argument("--logps.chunk_rows", type=int, default=DEFAULT_CHUNK_ROWS)
+    parser.add_argument("--logps.batched_rows", action="store_true", default=False)
     parser.add_argument("--logger.metrics_file", type=str, default=None)
     parser.set_defaults(
         **{
@@ -133,6 +137,7 @@ def scoring_of(args, strategy) -> Scoring:
         share_prompt=share,
         chunk_rows=args.logps.chunk_rows,
         attn_implementation=args.ds.attn_implementation,
+        row_by_row=not args.logps.batched_rows,
     )
 
 
@@ -152,6 +157,7 @@ def reference_table(args, strategy, trainer, dataset: IndexedPairs, split: str) 
         share_prompt=trainer.scoring.share_prompt,
         attn=args.ds.attn_implementation,
         dtype=args.ds.param_dtype,
+        row_by_row=trainer.scoring.row_by_row,
     )
     stored = ReferenceLogps.load(path, fingerprint)
     if stored is not None and len(stored) == len(dataset):

@@ -94,6 +94,35 @@ def test_fast_path_in_bf16_stays_close_to_upstream(tiny_model) -> None:
     assert shared.nll.item() == pytest.approx(old.nll.item(), rel=2e-3)
 
 
+def test_in_bf16_the_stored_reference_equals_the_untrained_policy_bit_for_bit(tiny_model) -> None:
+    """Row by row, a row's numbers do not depend on its micro-batch, so at step 1 (adapter B = 0)
+    the DPO term is exactly ln 2 and the KL exactly 0, as on upstream's path."""
+    import math
+
+    from openrlhf.models import Actor
+    from transformers import AutoTokenizer
+
+    from openrlhf_ext.reference import AdapterDisabledReference
+    from openrlhf_ext.reference_logps import compute_reference_logps
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model, padding_side="right")
+    policy = Actor(
+        tiny_model, attn_implementation="sdpa", param_dtype="bf16", lora_rank=8, lora_alpha=16,
+        target_modules=["q_proj", "v_proj"],
+    )  # fmt: skip
+    data = batch(tokenizer)
+    trainer = trainer_for(policy, AdapterDisabledReference(policy), tokenizer, Scoring())
+    table = compute_reference_logps(
+        _ListPairs(data), lambda b: trainer.score_batch(trainer.ref_model, b), "fp", batch_pairs=3
+    )
+    for pairs in ([0, 1], [2], [1, 2]):  # other micro-batches than the reference pass's
+        sub = tuple(x[pairs] if torch.is_tensor(x) else [x[i] for i in pairs] for x in data)
+        with torch.no_grad():
+            terms = trainer.compute_terms((*sub, torch.tensor(pairs)), table)
+        assert terms.kl.item() == 0.0
+        assert terms.dpo.item() == pytest.approx(math.log(2), abs=1e-7)
+
+
 def test_chunked_log_probs_and_gradients_equal_a_direct_float64_computation() -> None:
     torch.manual_seed(0)
     hidden = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
