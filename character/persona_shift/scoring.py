@@ -68,27 +68,43 @@ class AnswerScorer:
         return results
 
     def _score_batch(self, encoded: list[tuple[list[int], int]]) -> list[list[float]]:
+        """One forward for the batch; the output layer runs on answer positions only
+        (``openrlhf_ext.token_logps``: no full-vocabulary logits for prompts or padding)."""
+        from openrlhf_ext.pair_scoring import decoder_hidden_states, logit_softcap
+        from openrlhf_ext.token_logps import token_logps
+
         torch = self.torch
         width = max(len(ids) for ids, _ in encoded)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         input_ids = torch.full((len(encoded), width), pad, dtype=torch.long)
         attention = torch.zeros((len(encoded), width), dtype=torch.long)
-        for row, (ids, _) in enumerate(encoded):  # right padding: positions stay 0..len-1
+        rows, positions, targets, lengths = [], [], [], []
+        for row, (ids, start) in enumerate(encoded):  # right padding: positions stay 0..len-1
             input_ids[row, : len(ids)] = torch.tensor(ids)
             attention[row, : len(ids)] = 1
+            answer = range(start, len(ids)) if start < len(ids) else range(0)
+            rows += [row] * len(answer)
+            positions += [k - 1 for k in answer]  # the position that predicts answer token k
+            targets += [ids[k] for k in answer]
+            lengths.append(len(answer))
         with torch.inference_mode():
-            logits = self.model(
-                input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)
-            ).logits
-        out = []
-        for row, (ids, start) in enumerate(encoded):
-            if start >= len(ids):
-                out.append([])
-                continue
-            positions = torch.arange(start - 1, len(ids) - 1)  # the logits that predict the answer tokens
-            logprobs = torch.log_softmax(logits[row, positions].float(), dim=-1)
-            targets = torch.tensor(ids[start:], device=logprobs.device)
-            out.append(logprobs.gather(1, targets[:, None]).squeeze(1).tolist())
+            hidden = decoder_hidden_states(
+                self.model,
+                input_ids.to(self.device),
+                attention.to(self.device),
+                (torch.arange(width)[None, :].expand(len(encoded), -1)).to(self.device),
+            )
+            selected = hidden[torch.tensor(rows), torch.tensor(positions)]
+            logps = token_logps(
+                selected,
+                self.model.get_output_embeddings(),
+                torch.tensor(targets, device=self.device),
+                softcap=logit_softcap(self.model),
+            ).tolist()
+        out, begin = [], 0
+        for length in lengths:
+            out.append(logps[begin : begin + length])
+            begin += length
         return out
 
     def close(self) -> None:
