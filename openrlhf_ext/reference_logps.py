@@ -1,14 +1,15 @@
 """The reference model's per-token log-probs, computed once for a dataset and reused every step.
 
 The DPO reference never changes during training, yet the usual trainer runs it on every
-micro-batch of every epoch. Here one inference-mode pass over the whole dataset (pairs sorted by
-length and batched, so little padding) stores, per example, the log-probs of its chosen and
-rejected response tokens. The file carries a fingerprint of what the numbers depend on (model,
-reference kind, maximum length, layout and the dataset's texts); a rerun or a resume with the
-same fingerprint loads it instead of recomputing, any other loads nothing.
+micro-batch of every epoch. Here one inference-mode pass over the training loader's first-epoch
+micro-batches stores, per example, the log-probs of its chosen and rejected response tokens.
+The file carries a fingerprint of what the numbers depend on (model, reference kind, maximum
+length, layout and the dataset's texts); a rerun or a resume with the same fingerprint loads it
+instead of recomputing, any other loads nothing.
 
-With several ranks each computes an equal share (ZeRO-3 needs every rank in every forward) and
-the shares are gathered, so every rank holds the whole table.
+With several ranks each scores its own loader shard (ZeRO-3 needs every rank in every forward,
+and the sampler gives every rank as many batches) and the shares are gathered, so every rank
+holds the whole table.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -118,34 +119,47 @@ def _gather(values: list, world_size: int) -> list:
     return gathered
 
 
-def compute_reference_logps(
-    pairs: IndexedPairs,
-    score: Callable[[tuple], PairLogps],
-    fingerprint: str,
-    batch_pairs: int = 16,
-    rank: int = 0,
-    world_size: int = 1,
-    progress: Callable[[Sequence[int]], Sequence[int]] = lambda items: items,
-) -> ReferenceLogps:
-    """One no-grad pass of ``score`` (a collated batch -> ``PairLogps``) over ``pairs``."""
-    sizes = [len(pairs.pairs.prompts[i]) + max(len(pairs.pairs.chosens[i]), len(pairs.pairs.rejects[i]))
-             for i in range(len(pairs))]  # fmt: skip
-    order = sorted(range(len(pairs)), key=lambda i: sizes[i])
-    batches = [order[start : start + batch_pairs] for start in range(0, len(order), batch_pairs)]
-    mine = batches[rank::world_size]
-    rounds = -(-len(batches) // world_size)
-    mine += [batches[0]] * (rounds - len(mine))  # equal forward counts on every rank
-    results: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+def _score_into(results: dict, batches: Iterable[tuple], score: Callable[[tuple], PairLogps]) -> None:
+    """Score collated batches (sixth element: dataset indices) into ``results[index]``."""
     with torch.inference_mode():
-        for batch_indices in progress(mine):
-            logps = score(pairs.collate_fn([pairs[i] for i in batch_indices]))
-            for row, index in enumerate(batch_indices):
+        for batch in batches:
+            logps = score(batch)
+            for row, index in enumerate(batch[5].tolist()):
                 chosen = logps.chosen[row][logps.chosen_mask[row].bool()].float().cpu()
                 rejected = logps.rejected[row][logps.rejected_mask[row].bool()].float().cpu()
                 results[index] = (chosen, rejected)
+
+
+def compute_reference_logps(
+    pairs: IndexedPairs,
+    loader_batches: Iterable[tuple],
+    score: Callable[[tuple], PairLogps],
+    fingerprint: str,
+    batch_pairs: int,
+    rank: int = 0,
+    world_size: int = 1,
+    progress: Callable[[Iterable], Iterable] = lambda items: items,
+) -> ReferenceLogps:
+    """One no-grad pass of ``score`` (a collated batch -> ``PairLogps``).
+
+    ``loader_batches`` are the training loader's own first-epoch micro-batches: scored in exactly
+    the shapes the policy will see them in, so in bf16 the stored numbers equal the untrained
+    policy's bit for bit (other batch shapes round differently). Examples those batches leave out
+    (``drop_last``) are scored afterwards in batches of ``batch_pairs``, shared across ranks."""
+    results: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    _score_into(results, progress(loader_batches), score)
     merged: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     for part in _gather(sorted(results.items()), world_size):
         merged.update(dict(part))
+    left = [i for i in range(len(pairs)) if i not in merged]
+    if left:
+        groups = [left[start : start + batch_pairs] for start in range(0, len(left), batch_pairs)]
+        mine = groups[rank::world_size]
+        mine += [groups[0]] * (-(-len(groups) // world_size) - len(mine))  # equal forward counts
+        extra: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        _score_into(extra, (pairs.collate_fn([pairs[i] for i in group]) for group in mine), score)
+        for part in _gather(sorted(extra.items()), world_size):
+            merged.update(dict(part))
     missing = [i for i in range(len(pairs)) if i not in merged]
     if missing:
         raise RuntimeError(f"reference log-probs missing for {len(missing)} examples, e.g. {missing[:5]}")

@@ -15,12 +15,12 @@ The fast path is on by default (docs/openrlhf_ext.md); these flags turn its part
   --ref.per_step                run the reference on every micro-batch instead of once up front
 and tune it:
   --logps.chunk_rows INT        response positions per output-layer chunk (default 512)
-  --logps.batched_rows          one forward for the micro-batch's padded rows instead of one
-                                per row (faster on GPUs for short rows; in bf16 the numbers then
-                                depend on the batch's shapes)
+  --logps.row_by_row            one forward per row, cut to its length, instead of one for the
+                                micro-batch's padded rows (no padding computed; slower here)
   --ref.logps_file PATH         where the precomputed reference log-probs are kept
                                 (default <ckpt.path>/reference_logps-{train,eval}.pt)
-  --ref.logps_batch INT         pairs per forward in the reference pass (default 16)
+  --ref.logps_batch INT         pairs per forward for examples the first epoch's batches leave
+                                out (drop_last) in the reference pass (default 16)
 
 The loss defaults (beta, NLL and KL weights, estimator) are the pipeline's
 (``openrlhf_ext/objective.py``), so a run by hand with no loss flags trains the same objective.
@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--logps.full_vocab", action="store_true", default=False)
     parser.add_argument("--logps.separate_prompts", action="store_true", default=False)
     parser.add_argument("--logps.chunk_rows", type=int, default=DEFAULT_CHUNK_ROWS)
-    parser.add_argument("--logps.batched_rows", action="store_true", default=False)
+    parser.add_argument("--logps.row_by_row", action="store_true", default=False)
     parser.add_argument("--logger.metrics_file", type=str, default=None)
     parser.set_defaults(
         **{
@@ -137,13 +137,14 @@ def scoring_of(args, strategy) -> Scoring:
         share_prompt=share,
         chunk_rows=args.logps.chunk_rows,
         attn_implementation=args.ds.attn_implementation,
-        row_by_row=not args.logps.batched_rows,
+        row_by_row=args.logps.row_by_row,
     )
 
 
 def reference_table(args, strategy, trainer, dataset: IndexedPairs, split: str) -> ReferenceLogps:
     """The reference log-probs of ``dataset``: loaded when stored with a matching fingerprint,
     else computed in one no-grad pass and stored (docs/openrlhf_ext.md)."""
+    import torch
     import torch.distributed as dist
     from tqdm import tqdm
 
@@ -169,8 +170,14 @@ def reference_table(args, strategy, trainer, dataset: IndexedPairs, split: str) 
     def progress(batches):
         return tqdm(batches, desc=f"reference log-probs ({split})", disable=not strategy.is_rank_0())
 
+    loader = trainer.train_dataloader if split == "train" else trainer.eval_dataloader
+    sampler = getattr(loader, "sampler", None)
+    if hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(0, consumed_samples=0)  # the first epoch's batches, as fit will see them
+    rng = torch.get_rng_state()  # iterating a loader draws a seed; training's randomness stays put
     table = compute_reference_logps(
         dataset,
+        loader,
         lambda batch: trainer.score_batch(trainer.ref_model, batch),
         fingerprint,
         batch_pairs=args.ref.logps_batch,
@@ -178,6 +185,7 @@ def reference_table(args, strategy, trainer, dataset: IndexedPairs, split: str) 
         world_size=world,
         progress=progress,
     )
+    torch.set_rng_state(rng)
     if strategy.is_rank_0():
         table.save(path)
     return table

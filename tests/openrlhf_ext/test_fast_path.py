@@ -95,8 +95,9 @@ def test_fast_path_in_bf16_stays_close_to_upstream(tiny_model) -> None:
 
 
 def test_in_bf16_the_stored_reference_equals_the_untrained_policy_bit_for_bit(tiny_model) -> None:
-    """Row by row, a row's numbers do not depend on its micro-batch, so at step 1 (adapter B = 0)
-    the DPO term is exactly ln 2 and the KL exactly 0, as on upstream's path."""
+    """Scored in the training loader's own batches (or row by row, in any batches), the stored
+    reference equals the untrained policy (adapter B = 0) exactly: DPO term ln 2, KL 0, as on
+    upstream's path. Other batch shapes round differently in bf16."""
     import math
 
     from openrlhf.models import Actor
@@ -111,16 +112,22 @@ def test_in_bf16_the_stored_reference_equals_the_untrained_policy_bit_for_bit(ti
         target_modules=["q_proj", "v_proj"],
     )  # fmt: skip
     data = batch(tokenizer)
-    trainer = trainer_for(policy, AdapterDisabledReference(policy), tokenizer, Scoring())
-    table = compute_reference_logps(
-        _ListPairs(data), lambda b: trainer.score_batch(trainer.ref_model, b), "fp", batch_pairs=3
-    )
-    for pairs in ([0, 1], [2], [1, 2]):  # other micro-batches than the reference pass's
-        sub = tuple(x[pairs] if torch.is_tensor(x) else [x[i] for i in pairs] for x in data)
-        with torch.no_grad():
-            terms = trainer.compute_terms((*sub, torch.tensor(pairs)), table)
-        assert terms.kl.item() == 0.0
-        assert terms.dpo.item() == pytest.approx(math.log(2), abs=1e-7)
+
+    def sub(pairs: list[int]):
+        picked = tuple(x[pairs] if torch.is_tensor(x) else [x[i] for i in pairs] for x in data)
+        return (*picked, torch.tensor(pairs))
+
+    for scoring, train_batches in ((Scoring(), [[0, 1], [2]]), (Scoring(row_by_row=True), [[1, 2], [0]])):
+        trainer = trainer_for(policy, AdapterDisabledReference(policy), tokenizer, scoring)
+        loader = [sub([0, 1]), sub([2])]  # what the loader gave in the reference pass
+        table = compute_reference_logps(
+            _ListPairs(data), loader, lambda b, t=trainer: t.score_batch(t.ref_model, b), "fp", 3
+        )
+        for pairs in train_batches:
+            with torch.no_grad():
+                terms = trainer.compute_terms(sub(pairs), table)
+            assert terms.kl.item() == 0.0
+            assert terms.dpo.item() == pytest.approx(math.log(2), abs=1e-7)
 
 
 def test_chunked_log_probs_and_gradients_equal_a_direct_float64_computation() -> None:
@@ -183,8 +190,9 @@ def test_precomputed_reference_equals_a_fresh_reference_forward(fp32_setup) -> N
     policy, reference, tokenizer, data = fp32_setup
     trainer = trainer_for(policy, AdapterDisabledReference(policy), tokenizer, Scoring())
     pairs = _ListPairs(data)
+    first = pairs.collate_fn([pairs[0], pairs[1]])  # the loader's one batch; pair 2 was dropped
     table = compute_reference_logps(
-        pairs, lambda b: trainer.score_batch(trainer.ref_model, b), "fp", batch_pairs=2
+        pairs, [first], lambda b: trainer.score_batch(trainer.ref_model, b), "fp", 2
     )
     with torch.no_grad():
         fresh = trainer_for(policy, reference, tokenizer, Scoring()).score_batch(reference, data)
