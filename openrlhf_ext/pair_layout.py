@@ -98,7 +98,6 @@ class _Builder:
     """Accumulates rows and scored-token records in Python lists (micro-batches are small)."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[list[torch.Tensor], list[torch.Tensor], list[int]]] = []
         self.scored = {CHOSEN: ([], [], [], []), REJECTED: ([], [], [], [])}
         self.lengths = {CHOSEN: [], REJECTED: []}
 

@@ -37,12 +37,6 @@ def causal_lm_of(module: Any) -> Any:
     return module
 
 
-def supports_response_scoring(module: Any) -> bool:
-    """True when the model exposes its decoder and output layer (every HF causal LM does)."""
-    model = causal_lm_of(module)
-    return callable(getattr(model, "get_decoder", None)) and model.get_output_embeddings() is not None
-
-
 def logit_softcap(model: Any) -> float | None:
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     return getattr(config, "final_logit_softcapping", None)
