@@ -19,11 +19,15 @@ Chosen and rejected are tokenised separately, so their prompt tokens are compare
 common prefix is shared (normally the whole prompt). With ``share_prompt=False`` the rows are
 the usual two sequences per pair, still scored on response positions only; that layout needs
 only the ordinary padding mask, so it also runs with flash-attention.
+
+Sharing is not always cheaper: ``LayoutCost`` estimates both layouts per micro-batch and
+``build_pair_rows`` picks the cheaper one when given it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -94,6 +98,48 @@ def _common_prefix(a: torch.Tensor, b: torch.Tensor, limit: int) -> int:
     return int(differs[0]) if len(differs) else n
 
 
+@dataclass(frozen=True)
+class LayoutCost:
+    """Multiply-adds per decoder layer, to choose per micro-batch between one row per pair and two.
+
+    One row per pair saves the prompt's second pass through the linear layers, but its custom
+    mask makes attention compute every (query, key) block of a row about as long as both answers
+    together, while two plain rows without padding take the ``is_causal`` kernels that skip the
+    upper triangle (PyTorch's do so only for ``is_causal``, not for an equivalent mask). With a
+    short prompt and long answers the quadratic term wins: on SmolLM2-135M at 1024 tokens per
+    sequence (prompt 90) one shared row took about 15 % longer forward and backward than two
+    rows (docs/benchmarks.md). Forward counts suffice: backward scales both terms alike.
+    """
+
+    per_token: float  # the attention projections and the MLP
+    per_attended: float  # one (query, key) pair: its q.k product and its share of the values
+
+    @classmethod
+    def of(cls, config: Any) -> LayoutCost:
+        """From a Hugging Face model config (a gated MLP is assumed, as in Llama/Qwen/Mistral)."""
+        config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        hidden = config.hidden_size
+        heads = config.num_attention_heads
+        head_dim = getattr(config, "head_dim", None) or hidden // heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        intermediate = getattr(config, "intermediate_size", None) or 4 * hidden
+        projections = hidden * head_dim * (2 * heads + 2 * kv_heads)
+        return cls(per_token=projections + 3 * hidden * intermediate, per_attended=2 * heads * head_dim)
+
+    def row_cost(self, width: int, causal_skip: bool) -> float:
+        attended = width * width / 2 if causal_skip else width * width
+        return width * self.per_token + attended * self.per_attended
+
+    def prefers_shared(self, sequences: list[tuple[torch.Tensor, torch.Tensor, int]]) -> bool:
+        """Whether one padded row per pair costs less than two padded rows per pair."""
+        shared_width = max(_row_length(c, r, p) for c, r, p in sequences)
+        shared = len(sequences) * self.row_cost(shared_width, causal_skip=False)
+        lengths = [len(seq) for chosen, rejected, _ in sequences for seq in (chosen, rejected)]
+        width = max(lengths)
+        no_padding = min(lengths) == width  # then the plain rows run with is_causal
+        return shared < len(lengths) * self.row_cost(width, causal_skip=no_padding)
+
+
 class _Builder:
     """Accumulates rows and scored-token records in Python lists (micro-batches are small)."""
 
@@ -132,8 +178,10 @@ def build_pair_rows(
     prompt_lens: list[int],
     pad_token_id: int,
     share_prompt: bool = True,
+    cost: LayoutCost | None = None,
 ) -> PairRows:
-    """Rows for a right-padded micro-batch as OpenRLHF's ``RewardDataset`` collates it."""
+    """Rows for a right-padded micro-batch as OpenRLHF's ``RewardDataset`` collates it; with
+    ``cost``, the prompt is shared only when that is estimated cheaper for this micro-batch."""
     device = chosen_ids.device
     pairs = chosen_ids.shape[0]
     sequences = []
@@ -141,6 +189,8 @@ def build_pair_rows(
         chosen = chosen_ids[i][chosen_mask[i].bool()]
         rejected = rejected_ids[i][rejected_mask[i].bool()]
         sequences.append((chosen, rejected, int(prompt_lens[i])))
+    if share_prompt and cost is not None:
+        share_prompt = cost.prefers_shared(sequences)
     row_parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # ids, positions, segments
     builder = _Builder()
     if share_prompt:

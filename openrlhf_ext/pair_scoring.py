@@ -24,6 +24,7 @@ class Scoring:
 
     response_only: bool = True  # output layer on response positions only, in chunks
     share_prompt: bool = True  # one row per pair, prompt once (needs sdpa or eager attention)
+    share_by_cost: bool = True  # ... only in micro-batches where that is estimated cheaper
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     attn_implementation: str = "sdpa"
     row_by_row: bool = False  # one forward per row, cut to its length (no padding computed)

@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 from openrlhf_ext.loss import CharacterDPOLoss, DpoLossTerms
 from openrlhf_ext.metrics_log import append_metrics
-from openrlhf_ext.pair_layout import build_pair_rows
-from openrlhf_ext.pair_scoring import PairLogps, Scoring, score_pairs
+from openrlhf_ext.pair_layout import LayoutCost, build_pair_rows
+from openrlhf_ext.pair_scoring import PairLogps, Scoring, causal_lm_of, score_pairs
 from openrlhf_ext.reference import AdapterDisabledReference
 from openrlhf_ext.reference_logps import ReferenceLogps
 
@@ -57,6 +57,8 @@ class CharacterDPOTrainer(DPOTrainer):
         on a collated batch, in the compact layout (``pair_scoring.py``)."""
         chosen_ids, c_mask, reject_ids, r_mask, prompt_id_lens = batch[:5]
         device = next(self.model.parameters()).device
+        disable_adapter = isinstance(model, AdapterDisabledReference)
+        actor = model.actor if disable_adapter else model
         rows = build_pair_rows(
             chosen_ids.squeeze(1).to(device),
             c_mask.squeeze(1).to(device),
@@ -65,9 +67,8 @@ class CharacterDPOTrainer(DPOTrainer):
             prompt_id_lens,
             self.tokenizer.pad_token_id,
             share_prompt=self.scoring.share_prompt,
+            cost=LayoutCost.of(causal_lm_of(actor.model).config) if self.scoring.share_by_cost else None,
         )
-        disable_adapter = isinstance(model, AdapterDisabledReference)
-        actor = model.actor if disable_adapter else model
         return score_pairs(
             actor.model,
             rows,

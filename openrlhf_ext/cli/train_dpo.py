@@ -12,6 +12,8 @@ Accepts every flag of ``openrlhf.cli.train_dpo`` plus:
 The fast path is on by default (docs/openrlhf_ext.md); these flags turn its parts off:
   --logps.full_vocab            upstream's path: full-vocabulary fp32 logits on every position
   --logps.separate_prompts      chosen and rejected as two rows (the prompt computed twice)
+  --logps.always_share_prompt   one row per pair in every micro-batch, also where two rows are
+                                estimated cheaper (long answers after a short prompt)
   --ref.per_step                run the reference on every micro-batch instead of once up front
 and tune it:
   --logps.chunk_rows INT        response positions per output-layer chunk (default 512)
@@ -68,6 +70,7 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--ref.logps_batch", type=int, default=16)
     parser.add_argument("--logps.full_vocab", action="store_true", default=False)
     parser.add_argument("--logps.separate_prompts", action="store_true", default=False)
+    parser.add_argument("--logps.always_share_prompt", action="store_true", default=False)
     parser.add_argument("--logps.chunk_rows", type=int, default=DEFAULT_CHUNK_ROWS)
     parser.add_argument("--logps.row_by_row", action="store_true", default=False)
     parser.add_argument("--logger.metrics_file", type=str, default=None)
@@ -135,6 +138,7 @@ def scoring_of(args, strategy) -> Scoring:
     return Scoring(
         response_only=not args.logps.full_vocab,
         share_prompt=share,
+        share_by_cost=not args.logps.always_share_prompt,
         chunk_rows=args.logps.chunk_rows,
         attn_implementation=args.ds.attn_implementation,
         row_by_row=args.logps.row_by_row,
@@ -156,6 +160,7 @@ def reference_table(args, strategy, trainer, dataset: IndexedPairs, split: str) 
         adapter_disabled=args.ref.adapter_disabled,
         max_len=args.data.max_len,
         share_prompt=trainer.scoring.share_prompt,
+        share_by_cost=trainer.scoring.share_by_cost,
         attn=args.ds.attn_implementation,
         dtype=args.ds.param_dtype,
         row_by_row=trainer.scoring.row_by_row,

@@ -10,7 +10,7 @@ import torch
 
 from openrlhf_ext.cpu_runtime import activate_if_no_cuda
 from openrlhf_ext.loss import CharacterDPOLoss
-from openrlhf_ext.pair_layout import CHOSEN, PAD, REJECTED, SHARED, build_pair_rows
+from openrlhf_ext.pair_layout import CHOSEN, PAD, REJECTED, SHARED, LayoutCost, build_pair_rows
 from openrlhf_ext.pair_scoring import Scoring
 from openrlhf_ext.token_logps import ChunkedTokenLogProbs, module_token_logps, token_logps
 from tests.openrlhf_ext.test_trainer_math import batch, make_actor
@@ -55,9 +55,10 @@ def terms_and_grads(policy, reference, tokenizer, data, scoring: Scoring):
 
 
 PATHS = {
-    "response-only, shared prompt": Scoring(response_only=True, share_prompt=True),
+    "response-only, shared prompt": Scoring(response_only=True, share_by_cost=False),
     "response-only, separate rows": Scoring(response_only=True, share_prompt=False),
-    "response-only, shared, 3-row chunks": Scoring(response_only=True, share_prompt=True, chunk_rows=3),
+    "response-only, shared, 3-row chunks": Scoring(response_only=True, share_by_cost=False, chunk_rows=3),
+    "response-only, layout by cost": Scoring(response_only=True),
 }
 
 
@@ -117,7 +118,11 @@ def test_in_bf16_the_stored_reference_equals_the_untrained_policy_bit_for_bit(ti
         picked = tuple(x[pairs] if torch.is_tensor(x) else [x[i] for i in pairs] for x in data)
         return (*picked, torch.tensor(pairs))
 
-    for scoring, train_batches in ((Scoring(), [[0, 1], [2]]), (Scoring(row_by_row=True), [[1, 2], [0]])):
+    for scoring, train_batches in (
+        (Scoring(), [[0, 1], [2]]),
+        (Scoring(share_by_cost=False), [[0, 1], [2]]),
+        (Scoring(row_by_row=True), [[1, 2], [0]]),
+    ):
         trainer = trainer_for(policy, AdapterDisabledReference(policy), tokenizer, scoring)
         loader = [sub([0, 1]), sub([2])]  # what the loader gave in the reference pass
         table = compute_reference_logps(
@@ -181,6 +186,47 @@ def test_pair_rows_share_only_the_common_prompt_prefix() -> None:
     assert separate.input_ids.shape == (4, 6)
     assert separate.attention_mask("flash_attention_2", torch.float32).tolist()[3] == [1, 1, 1, 1, 1, 0]
     assert separate.rejected.hidden_index.tolist() == [2 * 6 + 2, 3 * 6 + 2, 3 * 6 + 3]
+
+
+def test_layout_cost_shares_the_prompt_only_where_that_is_cheaper() -> None:
+    """SmolLM2-135M's dimensions; the multiply-add counts are written out by hand."""
+    from transformers import LlamaConfig
+
+    config = LlamaConfig(
+        hidden_size=576, num_attention_heads=9, num_key_value_heads=3, intermediate_size=1536
+    )
+    cost = LayoutCost.of(config)
+    assert cost.per_token == 576 * 64 * (2 * 9 + 2 * 3) + 3 * 576 * 1536
+    assert cost.per_attended == 2 * 9 * 64
+
+    def pair(prompt: int, chosen: int, rejected: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        head = torch.arange(prompt)
+        return (
+            torch.cat([head, torch.full((chosen,), 7)]),
+            torch.cat([head, torch.full((rejected,), 8)]),
+            prompt,
+        )
+
+    # 1024 tokens per sequence after a 90-token prompt: one row of 1958 tokens with a custom mask
+    # (1958 * per_token + 1958^2 * per_attended) against two causal rows of 1024 (half the square)
+    long_answers = [pair(90, 934, 934)]
+    shared = 1958 * cost.per_token + 1958**2 * cost.per_attended
+    separate = 2 * (1024 * cost.per_token + 1024**2 / 2 * cost.per_attended)
+    assert separate < shared and not cost.prefers_shared(long_answers)
+    # a long prompt before short answers (padding either way): sharing saves the prompt's pass
+    long_prompt = [pair(400, 60, 50)]
+    assert 510 * cost.per_token + 510**2 * cost.per_attended < 2 * (
+        460 * cost.per_token + 460**2 * cost.per_attended
+    )
+    assert cost.prefers_shared(long_prompt)
+    for sequences, expected in ((long_answers, False), (long_prompt, True)):
+        chosen = torch.nn.utils.rnn.pad_sequence([c for c, _, _ in sequences], batch_first=True)
+        rejected = torch.nn.utils.rnn.pad_sequence([r for _, r, _ in sequences], batch_first=True)
+        prompts = [p for _, _, p in sequences]
+        ones = torch.ones_like
+        rows = build_pair_rows(chosen, ones(chosen), rejected, ones(rejected), prompts, 0, cost=cost)
+        assert rows.shared_prompt is expected
+        assert build_pair_rows(chosen, ones(chosen), rejected, ones(rejected), prompts, 0).shared_prompt
 
 
 def test_precomputed_reference_equals_a_fresh_reference_forward(fp32_setup) -> None:
