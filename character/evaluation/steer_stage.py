@@ -61,12 +61,22 @@ class SteerStage(Stage):
                 prompt=params.prompt,
                 persona=ctx.cfg.persona.name,
                 batch_size=int(params.batch_size),
+                method=str(params.method),
             )
         finally:
             engine.close()
         vector.save(ctx.stage_dir / VECTOR_FILE)
-        ctx.log.info("steer: vector over layers %s from %d samples per side", vector.layers, params.samples)
+        ctx.log.info(
+            "steer: %s vector over layers %s from %d samples per side",
+            params.method,
+            vector.layers,
+            params.samples,
+        )
         return StageResult(
             outputs=[VECTOR_FILE],
-            counts={"samples_per_side": int(params.samples), "layers": len(vector.layers)},
+            counts={
+                "samples_per_side": int(params.samples),
+                "layers": len(vector.layers),
+                "method": params.method,
+            },
         )

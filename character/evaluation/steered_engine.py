@@ -22,6 +22,8 @@ from character.engines.transformers_engine import TransformersEngine
 from character.errors import CharacterError
 from character.evaluation.steering import (
     DEFAULT_PROMPT,
+    LAST_TOKEN,
+    STEERING_METHODS,
     SteeringVector,
     check_strength,
     collect_activations,
@@ -155,14 +157,20 @@ def build_steering_vector(
     *,
     persona: str = "custom",
     batch_size: int = 8,
+    method: str = LAST_TOKEN,
 ) -> SteeringVector:
     """Fit a persona's steering vector on the model the engine runs (paper App. C).
 
     Positives are the persona-prompted responses read in their persona-prompted conversation;
-    negatives are the plain responses in the plain conversation. Activations are averaged over
-    each response's tokens at the layers ``steering_layers`` chooses, then ``fit_steering_vector``
-    takes the first principal component of the paired differences.
+    negatives are the plain responses in the plain conversation. At the layers
+    ``steering_layers`` chooses, each response contributes its activation as ``method`` reads it
+    (``response_mean``: averaged over its tokens; ``last_token``: its last token's, the paper's),
+    then ``fit_steering_vector`` takes the first principal component of the paired differences,
+    oriented as that method does (mean difference; majority vote).
     """
+    if method not in STEERING_METHODS:
+        raise CharacterError(f"method={method!r}: expected one of {sorted(STEERING_METHODS)}")
+    reading, sign = STEERING_METHODS[method]
     layers = steering_layers(len(decoder_layers(engine.model)))
     positives, negatives = sample_contrast_responses(engine, system_prompt, samples, sampling, seed, prompt)
     with _adapters_disabled(engine.model):
@@ -174,11 +182,13 @@ def build_steering_vector(
                 layers,
                 supports_system_role=engine.supports_system_role,
                 batch_size=batch_size,
+                reading=reading,
             )
             for examples in (positives, negatives)
         ]
-    directions = fit_steering_vector(*activations)
+    directions = fit_steering_vector(*activations, sign=sign)
     details = {
+        "method": method,
         "seed": seed,
         "requested_samples": samples,
         "sampling": replace(sampling, n=1, seed=seed).as_dict(),

@@ -5,6 +5,12 @@ principal component of the differences between activations of in-character respo
 with the persona's system prompt) and plain ones. Steering adds ``strength * direction`` to the
 output of each chosen layer at every position while the model generates.
 
+Two ways to read a response's activation and orient the component (``STEERING_METHODS``):
+``last_token``, the paper's (it used Vogel's repeng): the hidden state of the last token, with
+the sign that most pairs agree on (majority vote); ``response_mean``: the mean over the response's
+tokens, with the sign of the mean difference. The paper's strengths (0.7 / 4.0 / 525.0) were
+tuned on the first; docs/steering.md compares them.
+
 Everything here is plain PyTorch forward hooks on the decoder layers of a Hugging Face causal LM,
 so it works for any model whose layer list we can find, on any device and dtype, and composes
 with PEFT adapters (the hooks sit on the decoder layers, which PEFT wraps but does not replace).
@@ -36,6 +42,9 @@ FORMAT_VERSION = 1
 META_FILE = "steering.json"
 _DEGENERATE = 1e-5  # spread of the differences, relative to their size, below which PCA is noise
 TENSORS_FILE = "directions.safetensors"
+LAST_TOKEN, RESPONSE_MEAN = "last_token", "response_mean"
+# method -> (what an example contributes, how the component's sign is chosen)
+STEERING_METHODS = {LAST_TOKEN: (LAST_TOKEN, "majority"), RESPONSE_MEAN: (RESPONSE_MEAN, "mean")}
 
 # Attribute paths of the decoder layer list, tried in order: Qwen2/Llama/Gemma(3 text-only)
 # causal LMs, Gemma 3 multimodal wrappers (new and old layout), encoder-decoder style decoders,
@@ -152,15 +161,20 @@ def collect_activations(
     *,
     supports_system_role: bool = True,
     batch_size: int = 8,
+    reading: str = RESPONSE_MEAN,
 ) -> dict[int, Tensor]:
-    """Per layer, each example's residual-stream output averaged over its response tokens.
+    """Per layer, each example's residual-stream output averaged over its response tokens
+    (``reading="response_mean"``) or at its last token (``"last_token"``, repeng's reading).
 
     Each example is a conversation (rendered with the chat template and a generation prompt, as
     the engines do) and the assistant response that followed it; the response is teacher-forced,
-    nothing is generated. Batches are right-padded so real tokens keep positions 0..n-1, and the
+    nothing is generated, and no end-of-turn token is appended, so the last token is the
+    response's own. Batches are right-padded so real tokens keep positions 0..n-1, and the
     forward pass stops after the deepest requested layer. Returns float32 ``(n, hidden)`` tensors
     on the CPU.
     """
+    if reading not in (LAST_TOKEN, RESPONSE_MEAN):
+        raise CharacterError(f"reading={reading!r}: expected {LAST_TOKEN!r} or {RESPONSE_MEAN!r}")
     chosen = _check_layers(model, layers)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise CharacterError(f"batch_size={batch_size!r}: expected a positive integer")
@@ -176,15 +190,20 @@ def collect_activations(
     modules = decoder_layers(model)
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    means: dict[int, list[Tensor]] = {layer: [] for layer in chosen}
+    readings: dict[int, list[Tensor]] = {layer: [] for layer in chosen}
     state: dict[str, Tensor] = {}
 
     def reader(layer: int) -> Callable[..., None]:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             hidden = output[0] if isinstance(output, tuple) else output
-            mask = state["response_mask"].to(hidden.device)  # layers may sit on several devices
-            summed = (hidden.float() * mask.unsqueeze(-1)).sum(dim=1)
-            means[layer].append((summed / mask.sum(dim=1, keepdim=True)).cpu())
+            if reading == LAST_TOKEN:
+                last = state["last_index"].to(hidden.device)  # layers may sit on several devices
+                rows = torch.arange(hidden.shape[0], device=hidden.device)
+                readings[layer].append(hidden[rows, last].float().cpu())
+            else:
+                mask = state["response_mask"].to(hidden.device)
+                summed = (hidden.float() * mask.unsqueeze(-1)).sum(dim=1)
+                readings[layer].append((summed / mask.sum(dim=1, keepdim=True)).cpu())
             if layer == chosen[-1]:
                 raise _StopForward
 
@@ -204,6 +223,7 @@ def collect_activations(
                 attention[row, :length] = 1
                 response[row, item.response_start : length] = 1.0
             state["response_mask"] = response.to(device)
+            state["last_index"] = torch.tensor([len(item.input_ids) - 1 for item in chunk], device=device)
             try:
                 with torch.no_grad():
                     model(
@@ -214,21 +234,26 @@ def collect_activations(
     finally:
         for handle in handles:
             handle.remove()
-    return {layer: torch.cat(parts) for layer, parts in means.items()}
+    return {layer: torch.cat(parts) for layer, parts in readings.items()}
 
 
 # --------------------------------------------------------------------------------------------
 # The vector
 
 
-def fit_steering_vector(positive: Mapping[int, Tensor], negative: Mapping[int, Tensor]) -> dict[int, Tensor]:
+def fit_steering_vector(
+    positive: Mapping[int, Tensor], negative: Mapping[int, Tensor], sign: str = "mean"
+) -> dict[int, Tensor]:
     """Per layer, the unit first principal component of the paired differences ``pos_i - neg_i``.
 
     The differences are centred (as ``sklearn.decomposition.PCA`` does) and decomposed with an
-    SVD in float64. PCA leaves the sign arbitrary; we fix it so that positives project higher
-    than their negatives on average (``mean((pos - neg) @ v) >= 0``), which makes a positive
-    strength push towards the persona.
+    SVD in float64. PCA leaves the sign arbitrary; we fix it so that a positive strength pushes
+    towards the persona: with ``sign="mean"``, positives project higher than their negatives on
+    average (``mean((pos - neg) @ v) >= 0``); with ``sign="majority"`` (repeng's rule), in more
+    pairs than not (``(pos_i - neg_i) @ v > 0`` for most ``i``), a tie settled by the mean.
     """
+    if sign not in ("mean", "majority"):
+        raise CharacterError(f"sign={sign!r}: expected 'mean' or 'majority'")
     if set(positive) != set(negative) or not positive:
         raise CharacterError(
             f"positive layers {sorted(positive)} and negative layers {sorted(negative)}: expected the "
@@ -255,7 +280,13 @@ def fit_steering_vector(positive: Mapping[int, Tensor], negative: Mapping[int, T
             )
         direction = vh[0]
         direction = direction / direction.norm()
-        if (diffs @ direction).mean() < 0:
+        projections = diffs @ direction
+        above, below = int((projections > 0).sum()), int((projections < 0).sum())
+        if sign == "majority" and above != below:
+            flip = below > above
+        else:
+            flip = bool(projections.mean() < 0)
+        if flip:
             direction = -direction
         directions[layer] = direction.float()
     return directions

@@ -3,17 +3,28 @@
 Both generation stages sample from the post-distillation model: the base model with the DPO
 adapter loaded in the engine (``engines.student``), under the Appendix A system prompt plus the
 Appendix B line of each strategy. Neither system prompt is kept in the training data, except the
-short B.2 training system prompt of self-interactions.
+short B.2 training system prompt of self-interactions. How many examples each generates, and
+which kinds ``sft_data`` keeps, follow ``stages.sft_data`` (``sources.py``: Appendix B.4's
+ablations); ``sft_data`` counts what ``stages.sft.max_len`` would cut (``sft_lengths.py``).
 """
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
+from typing import Any
 
+from omegaconf import DictConfig
+
+from character.distill.responses import replace_name
 from character.engines.base import LoraAdapter
 from character.engines.batch import BatchItem, run_batch
+from character.errors import CharacterError
 from character.introspection.conversation import next_turn_messages, speaker, truncate_left, view
-from character.io import atomic_write_jsonl, read_jsonl
+from character.introspection.sft_lengths import cut_message, sft_verdict, tally
+from character.introspection.sources import introspection_plan
+from character.io import atomic_write_jsonl, read_json, read_jsonl
+from character.pipeline import manifest as mf
 from character.pipeline.engines import engine_factory, sampling_from, stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.prompts.character import (
@@ -28,6 +39,15 @@ from character.prompts.character import (
 )
 
 GUIDANCE = {"free": FREE_GUIDANCE, "leading": LEADING_GUIDANCE}
+# An ablation (stages.sft_data, sources.py) changes how many examples the two stages generate; the
+# count then joins their config view. The method's own counts leave the view as it always was, so
+# runs made before the ablations existed keep their fingerprints.
+PLAN_KEY = "introspection_plan"
+
+
+def _plan_reason(ctx: StageContext) -> str:
+    data = ctx.cfg.stages.sft_data
+    return f"source_run={data.source_run}" if data.source_run else f"sources={list(data.sources)}"
 
 
 def _name_and_traits(ctx: StageContext) -> tuple[str, list[str]]:
@@ -54,8 +74,16 @@ class ReflectionStage(Stage):
     inputs = ("prepare", "dpo")
     config_keys = ("persona", "model.assistant_name", "stages.reflection", "engines.student", "seed")
 
+    def config_view(self, cfg: DictConfig) -> dict[str, Any]:
+        view = super().config_view(cfg)
+        planned = introspection_plan(cfg).reflections_per_prompt
+        if planned != (int(cfg.stages.reflection.samples_per_prompt),) * len(REFLECTION_PROMPTS):
+            view[PLAN_KEY] = list(planned)
+        return view
+
     def run(self, ctx: StageContext) -> StageResult:
         params = ctx.cfg.stages.reflection
+        plan = introspection_plan(ctx.cfg)
         system = reflection_system_prompt(*_name_and_traits(ctx))
         items = [
             BatchItem(
@@ -63,8 +91,12 @@ class ReflectionStage(Stage):
                 messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}],
             )
             for p, prompt in enumerate(REFLECTION_PROMPTS)
-            for s in range(params.samples_per_prompt)
+            for s in range(plan.reflections_per_prompt[p])
         ]
+        if not items:  # an ablation without self-reflections (stages.sft_data)
+            ctx.log.info("reflection: none to generate (stages.sft_data: %s)", _plan_reason(ctx))
+            atomic_write_jsonl(ctx.stage_dir / "reflections.jsonl", [])
+            return StageResult(outputs=["reflections.jsonl"], counts={"rows": 0, "completion_tokens": 0})
         sampling = sampling_from(params.sampling, stage_seed(ctx.seed, self.name))
         with engine_factory(ctx, "student") as engine:
             run_batch(
@@ -102,10 +134,23 @@ class InteractionStage(Stage):
         "seed",
     )
 
+    def config_view(self, cfg: DictConfig) -> dict[str, Any]:
+        view = super().config_view(cfg)
+        planned = introspection_plan(cfg).conversations
+        if planned != int(cfg.stages.interaction.conversations):
+            view[PLAN_KEY] = planned
+        return view
+
     def run(self, ctx: StageContext) -> StageResult:
         from transformers import AutoTokenizer
 
         params = ctx.cfg.stages.interaction
+        total = introspection_plan(ctx.cfg).conversations
+        if total == 0:  # an ablation without self-interactions (stages.sft_data)
+            ctx.log.info("interaction: none to generate (stages.sft_data: %s)", _plan_reason(ctx))
+            atomic_write_jsonl(ctx.stage_dir / "transcripts.jsonl", [])
+            counts = {"conversations": 0, "turns": params.turns, "free": 0, "leading": 0}
+            return StageResult(outputs=["transcripts.jsonl"], counts=counts)
         name, traits = _name_and_traits(ctx)
         tokenizer = AutoTokenizer.from_pretrained(trained_model(ctx)["path"])
         budget = int(ctx.cfg.model.max_context) - int(params.sampling.max_tokens)
@@ -117,10 +162,10 @@ class InteractionStage(Stage):
         conversations = [
             {
                 "id": f"c{i}",
-                "guidance": "free" if i < params.conversations // 2 else "leading",
+                "guidance": "free" if i < total // 2 else "leading",
                 "utterances": [params.opening_message],
             }
-            for i in range(params.conversations)
+            for i in range(total)
         ]
         systems = {g: interaction_system_prompt(name, traits, g) for g in GUIDANCE}
         sampling = sampling_from(params.sampling, stage_seed(ctx.seed, self.name))
@@ -166,33 +211,120 @@ def interaction_training_example(name: str, utterances: list[str]) -> list[dict[
     return [{"role": "system", "content": fill(INTERACTION_TRAINING_SYSTEM, name)}, *view(utterances, last)]
 
 
+def source_run_ids(source_run: Path, sources: list[str]) -> dict[str, str]:
+    """The run ids of another run's prepare stage and of the introspection stages read from it,
+    so that its new data makes this job's SFT set stale; an error names what is not finished."""
+    ids = {}
+    for stage in ("prepare", *sources):
+        folder = source_run / stage
+        try:
+            manifest = mf.read_manifest(folder)
+        except ValueError:  # a torn manifest proves nothing
+            manifest = None
+        if manifest is None or not mf.outputs_intact(folder, manifest):
+            state = "has not finished (no" if manifest is None else "lost outputs (listed in"
+            raise CharacterError(
+                f"stages.sft_data.source_run={str(source_run)!r}: its {stage} stage {state} "
+                f"{folder / mf.MANIFEST}); expected the run directory of another model's job of this "
+                "persona that ran its introspection, e.g. `python -m launchers.train "
+                "+model=qwen2.5-7b +persona=<persona> +stage=introspection`."
+            )
+        ids[stage] = manifest["run_id"]
+    return ids
+
+
+def _renamed(text: str, rename: tuple[str, str] | None) -> str:
+    return replace_name(text, *rename) if rename else text
+
+
 @register_stage
 class SftDataStage(Stage):
     name = "sft_data"
-    inputs = ("reflection", "interaction")
-    config_keys = ("model.assistant_name", "seed")
+    inputs = ("prepare", "reflection", "interaction")
+    config_keys = ("model.assistant_name", "stages.sft_data", "stages.sft.max_len", "seed")
+    version = 2  # counts what stages.sft.max_len cuts (lengths.jsonl); sources of B.4
+
+    def config_view(self, cfg: DictConfig) -> dict[str, Any]:
+        view = super().config_view(cfg)
+        data = cfg.stages.sft_data
+        if data.source_run:  # the data read from another run is an input like the rest
+            view["source_run_ids"] = source_run_ids(Path(data.source_run), list(data.sources))
+        return view
+
+    def _source_dirs(self, ctx: StageContext) -> tuple[dict[str, Path], tuple[str, str] | None]:
+        """Where the reflections and transcripts are read from, and the (old, new) assistant
+        names to replace in them when they come from another model's run."""
+        data, name = ctx.cfg.stages.sft_data, ctx.cfg.model.assistant_name
+        if not data.source_run:
+            return {kind: ctx.input_dirs[kind] for kind in ("reflection", "interaction")}, None
+        source = Path(data.source_run)
+        other = read_json(source / "prepare" / "model.json")["assistant_name"]
+        rename = (other, name) if data.replace_source_name and other != name else None
+        return {kind: source / kind for kind in ("reflection", "interaction")}, rename
 
     def run(self, ctx: StageContext) -> StageResult:
-        name = ctx.cfg.model.assistant_name
-        reflections = [
-            {"messages": row["messages"]}
-            for row in read_jsonl(ctx.input_dirs["reflection"] / "reflections.jsonl")
-        ]
-        interactions = [
-            {"messages": interaction_training_example(name, conv["utterances"])}
-            for conv in read_jsonl(ctx.input_dirs["interaction"] / "transcripts.jsonl")
-        ]
-        rows = reflections + interactions
+        from transformers import AutoTokenizer
+
+        data, name = ctx.cfg.stages.sft_data, ctx.cfg.model.assistant_name
+        folders, rename = self._source_dirs(ctx)
+        rows: list[tuple[str, list[dict[str, str]]]] = []
+        if "reflection" in data.sources:
+            for row in read_jsonl(folders["reflection"] / "reflections.jsonl"):
+                user, answer = row["messages"]
+                rows.append(
+                    ("reflection", [user, {**answer, "content": _renamed(answer["content"], rename)}])
+                )
+        if "interaction" in data.sources:
+            for conv in read_jsonl(folders["interaction"] / "transcripts.jsonl"):
+                utterances = [_renamed(text, rename) for text in conv["utterances"]]
+                rows.append(("interaction", interaction_training_example(name, utterances)))
+        if not rows:
+            raise CharacterError(
+                f"sft_data: no introspection examples in {sorted({str(f) for f in folders.values()})} "
+                f"for sources {list(data.sources)}; expected the reflection/interaction stages' output."
+            )
         # Only the texts we wrote (reflection prompts, the interaction system prompt) are checked:
         # a model's own words may legitimately contain "{NAME}".
-        ours = [row["messages"][0]["content"] for row in rows]
-        for text in ours:
+        for _, messages in rows:
+            text = messages[0]["content"]
             if "{NAME}" in text or "{TRAITS}" in text:
                 raise ValueError(f"sft_data: an unfilled placeholder in {text[:80]!r}")
         random.Random(stage_seed(ctx.seed, self.name)).shuffle(rows)
-        atomic_write_jsonl(ctx.stage_dir / "train.jsonl", rows)
-        ctx.log.info("sft_data: %d reflections + %d interactions", len(reflections), len(interactions))
-        return StageResult(
-            outputs=["train.jsonl"],
-            counts={"reflections": len(reflections), "interactions": len(interactions), "rows": len(rows)},
+        atomic_write_jsonl(ctx.stage_dir / "train.jsonl", [{"messages": messages} for _, messages in rows])
+
+        # What stages.sft.max_len will cut, counted as OpenRLHF will (sft_lengths.py), row by row.
+        max_len = int(ctx.cfg.stages.sft.max_len)
+        tokenizer = AutoTokenizer.from_pretrained(trained_model(ctx)["path"])
+        verdicts = [sft_verdict(tokenizer, messages, max_len) for _, messages in rows]
+        sources = [source for source, _ in rows]
+        atomic_write_jsonl(
+            ctx.stage_dir / "lengths.jsonl",
+            [
+                {"source": source, **verdict.as_dict()}
+                for source, verdict in zip(sources, verdicts, strict=True)
+            ],
         )
+        fates = tally(sources, verdicts)
+        longest = max(verdict.tokens for verdict in verdicts)
+        problem = cut_message(fates, longest, max_len, float(data.max_cut_fraction))
+        if problem is not None:
+            raise CharacterError(f"sft_data: {problem} Per example: {ctx.stage_dir / 'lengths.jsonl'}.")
+        cut = sum(per_source["truncated"] + per_source["dropped"] for per_source in fates.values())
+        counts: dict[str, Any] = {
+            "reflections": sources.count("reflection"),
+            "interactions": sources.count("interaction"),
+            "rows": len(rows),
+            "max_len": max_len,
+            "longest": longest,
+            "cut": cut,
+            "lengths": fates,
+        }
+        ctx.log.info(
+            "sft_data: %d reflections + %d interactions%s; at max_len %d: %s",
+            counts["reflections"],
+            counts["interactions"],
+            f" from {data.source_run}" if data.source_run else "",
+            max_len,
+            fates,
+        )
+        return StageResult(outputs=["train.jsonl", "lengths.jsonl"], counts=counts)

@@ -281,6 +281,12 @@ def stage_restored(position: str, name: str, source: str) -> None:
     console.info("%s %s: restored from %s (same config and inputs), not recomputed", position, name, source)
 
 
+def stage_reused(position: str, name: str, source: str) -> None:
+    console.info(
+        "%s %s: taken from the main run %s (same config and inputs), not recomputed", position, name, source
+    )
+
+
 def stage_finished(
     position: str, name: str, seconds: float, counts: Mapping[str, Any], metrics: Mapping[str, Any]
 ) -> None:

@@ -7,7 +7,9 @@ fingerprint still matches; otherwise its old folder is moved to ``.history/`` (n
 produced is deleted) and it starts afresh. Before a stage is computed, ``.history/`` is searched
 for a finished output with the very fingerprint it needs (a config changed and then changed back,
 or a run that failed after archiving the output): that output is moved back instead, and the
-stages after it then find their own archived outputs the same way.
+stages after it then find their own archived outputs the same way. A variant's job (``variant=``)
+then looks in its main run for the same fingerprint, and links that output instead
+(``reuse.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from character.io import atomic_write_json, atomic_write_text, read_json
 from character.pipeline import console
 from character.pipeline import manifest as mf
 from character.pipeline.preemption import stop_if_requeued
+from character.pipeline.reuse import link_copy, reusable_output
+from character.pipeline.run_dirs import job_run_dir, main_run_dir
+from character.pipeline.self_distillation import self_distillation_warning, self_played_roles
 from character.pipeline.stage import Stage, StageContext, available_stages, get_stage
 from character.tracking.redact import redact
 from character.tracking.wandb_run import JobTracker, track_job
@@ -38,8 +43,9 @@ log = logging.getLogger("character.pipeline")
 
 
 def run_dir_for(cfg: DictConfig) -> Path:
-    """Run directories are keyed by model and persona, so a rerun continues the same run."""
-    return (Path(cfg.run_root) / cfg.model.name / cfg.persona.name).resolve()
+    """Run directories are keyed by model and persona (and variant), so a rerun continues the
+    same run (``run_dirs.py``)."""
+    return job_run_dir(cfg).resolve()
 
 
 def select_stages(cfg: DictConfig) -> list[str]:
@@ -157,7 +163,27 @@ class PipelineRunner:
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
         self.run_dir = run_dir_for(cfg)
+        # where a variant takes the stages it shares with its main run from
+        self.main_dir = main_run_dir(cfg).resolve() if cfg.get("variant") else None
         self.selected = select_stages(cfg)
+
+    def _reuse_from_main(self, stage: Stage, fp: str) -> tuple[dict[str, Any], str] | None:
+        """A variant's stage linked from the main run when it has the same fingerprint there;
+        its manifest and where it came from, or None."""
+        if self.main_dir is None:
+            return None
+        source = reusable_output(self.main_dir, stage, fp)
+        if source is None:
+            return None
+        stage_dir = self.run_dir / stage.name
+        _move_to_history(self.run_dir, stage_dir, "superseded by the main run's output")
+        if stage_dir.exists():
+            shutil.rmtree(stage_dir)  # only an empty folder or one without content is left here
+        link_copy(source, stage_dir)
+        log.info("%s: taken from the main run %s", stage.name, source)
+        manifest = mf.read_manifest(stage_dir)
+        assert manifest is not None  # checked by reusable_output
+        return manifest, str(source)
 
     def _check_upstream(self, name: str, upstream: str, current_ids: dict[str, str]) -> None:
         if upstream not in current_ids:
@@ -184,7 +210,7 @@ class PipelineRunner:
         stage_dir = self.run_dir / name
         manifest = mf.read_manifest(stage_dir)
         if manifest is None or fp != manifest["fingerprint"] or not mf.outputs_intact(stage_dir, manifest):
-            restored = _restore_from_history(self.run_dir, stage, fp)
+            restored = _restore_from_history(self.run_dir, stage, fp) or self._reuse_from_main(stage, fp)
             if restored is None:
                 return None
             manifest = restored[0]
@@ -210,10 +236,19 @@ class PipelineRunner:
         summary_path = self.run_dir / "summary.json"
         summary: dict[str, Any] = read_json(summary_path) if summary_path.exists() else {}
         summary.update(model=cfg.model.name, persona=cfg.persona.name)
+        if cfg.get("variant"):
+            summary["variant"] = cfg.variant
+        # Said loudly, and kept in summary.json, for as long as it holds (self_distillation.py).
+        warning = self_distillation_warning(cfg)
+        summary.pop("self_distillation", None)
+        if warning:
+            summary["self_distillation"] = {"roles": self_played_roles(cfg), "warning": warning}
         stages_summary: dict[str, Any] = summary.setdefault("stages", {})
         current_ids: dict[str, str] = {}
         log.info("run directory %s; stages: %s", self.run_dir, ", ".join(self.selected))
         console.job_started(cfg.model.name, cfg.persona.name, self.run_dir, self.selected)
+        if warning:
+            log.warning("%s", warning)
         job_started, ran, skipped = time.time(), 0, 0
         for index, name in enumerate(self.selected, 1):
             position = f"[{index:>{len(str(len(self.selected)))}}/{len(self.selected)}]"
@@ -255,17 +290,23 @@ class PipelineRunner:
             if resuming:
                 log.info("%s: resuming an interrupted run", name)
             restored = None if cfg.force or resuming else _restore_from_history(self.run_dir, stage, fp)
+            status = "restored"
+            if restored is None and not cfg.force and not resuming:
+                restored, status = self._reuse_from_main(stage, fp), "reused"
             if restored is not None:
                 manifest, origin = restored
-                console.stage_restored(position, name, origin)
+                if status == "reused":
+                    console.stage_reused(position, name, origin)
+                else:
+                    console.stage_restored(position, name, origin)
                 skipped += 1
                 current_ids[name] = manifest["run_id"]
                 stages_summary[name] = {
-                    "status": "restored",
+                    "status": status,
                     "from": origin,
                     **{key: manifest.get(key) for key in ("duration_s", "counts", "metrics")},
                 }
-                tracker.log_stage(name, "restored", stage_dir)
+                tracker.log_stage(name, status, stage_dir)
                 continue
             stage_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(

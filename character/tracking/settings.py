@@ -76,6 +76,9 @@ def run_settings(cfg: DictConfig, environ: dict[str, str] | None = None) -> RunS
     environ = dict(os.environ) if environ is None else environ
     wandb_cfg = cfg.wandb
     tags = [str(cfg.model.name), str(cfg.persona.name)]
+    variant = cfg.get("variant")
+    if variant:  # an ablation's run is told apart from the main run's
+        tags.append(str(variant))
     tags += [str(tag) for tag in wandb_cfg.tags if str(tag) not in tags]
     return RunSettings(
         mode=resolve_mode(wandb_cfg.mode, environ),
@@ -83,7 +86,7 @@ def run_settings(cfg: DictConfig, environ: dict[str, str] | None = None) -> RunS
         entity=wandb_cfg.entity,
         group=wandb_cfg.group or default_group(),
         job_type=str(cfg.stage.name),
-        name=f"{cfg.model.name}/{cfg.persona.name}",
+        name="/".join(str(part) for part in (cfg.model.name, cfg.persona.name, variant) if part),
         tags=tags,
         dir=wandb_dir(wandb_cfg, cfg.run_root, environ),
     )

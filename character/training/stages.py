@@ -2,7 +2,9 @@
 
 - ``dpo`` trains a LoRA adapter on the distillation pairs with openrlhf_ext's DPO (+ NLL + per-token
   KL), then folds it into the base model (``merged/``): the post-distillation checkpoint.
-- ``sft`` trains a second LoRA adapter on the introspection transcripts, on top of ``dpo/merged``.
+- ``sft`` trains a second LoRA adapter on the introspection transcripts, on top of ``dpo/merged``,
+  and reports, per source, how many of the examples it trains on are whole, truncated or dropped
+  at ``stages.sft.max_len`` (counted by ``sft_data``, character/introspection/sft_lengths.py).
 - ``merge`` writes the final model (exact composition of both stages) and two single adapters on
   the base model: the exact composition (weights 1, 1) and the paper's release form (1.0, 0.25).
 
@@ -12,7 +14,10 @@ Training restarts from the last DeepSpeed checkpoint when an interrupted stage i
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
+from typing import Any
 
+from character.introspection.sft_lengths import LengthVerdict, tally
 from character.io import read_jsonl
 from character.pipeline.engines import stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
@@ -73,6 +78,16 @@ class DpoStage(Stage):
         )
 
 
+def trained_lengths(sft_data_dir: Path, params: Any) -> dict[str, dict[str, int]]:
+    """Per source, whole / truncated / dropped among the rows the trainer reads: all of
+    ``train.jsonl``, or its first ``max_steps * batch_size`` with ``max_steps`` (``--data.max_samples``)."""
+    rows = read_jsonl(sft_data_dir / "lengths.jsonl")
+    if params.max_steps:
+        rows = rows[: int(params.max_steps) * int(params.batch_size)]
+    verdicts = [LengthVerdict(row["fate"], row["tokens"], row["prompt_tokens"]) for row in rows]
+    return tally([row["source"] for row in rows], verdicts)
+
+
 @register_stage
 class SftStage(Stage):
     name = "sft"
@@ -97,9 +112,10 @@ class SftStage(Stage):
         )
         shutil.rmtree(ctx.stage_dir / "ckpt", ignore_errors=True)  # resume points, not results
         metrics = final_metrics(ctx.stage_dir / "metrics.jsonl")
+        examples = trained_lengths(ctx.input_dirs["sft_data"], params)
         return StageResult(
             outputs=["adapter/adapter_config.json", "adapter/adapter_model.safetensors", "metrics.jsonl"],
-            counts={"steps": metrics.get("steps", 0)},
+            counts={"steps": metrics.get("steps", 0), "examples": examples},
             metrics=metrics,
         )
 

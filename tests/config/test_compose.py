@@ -67,7 +67,8 @@ def test_every_persona_model_pair_composes(persona: str, model: str) -> None:
         assert (cfg.stages.dpo.lora.rank, cfg.stages.dpo.lora.alpha) == (64, 128)
         assert cfg.stages.dpo.learning_rate == 5e-5 and cfg.stages.dpo.batch_size == 32
         assert (cfg.stages.dpo.beta, cfg.stages.dpo.nll_coef, cfg.stages.dpo.kl_coef) == (0.1, 0.1, 0.001)
-        assert (cfg.stages.dpo.max_len, cfg.stages.sft.max_len) == (1024, 3072)
+        # SFT: the model's context, so paper-scale transcripts are trained whole (docs/method.md)
+        assert (cfg.stages.dpo.max_len, cfg.stages.sft.max_len) == (1024, cfg.model.max_context)
         assert cfg.stages.prompts.per_trait == 50
     else:
         assert cfg.scale == SCALES[model]

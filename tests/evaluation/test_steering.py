@@ -354,11 +354,11 @@ def test_build_steering_vector_end_to_end(engine, built) -> None:
     assert all(conv[0] == {"role": "system", "content": PERSONA_PROMPT} for conv, _ in positives)
     assert all(conv == [{"role": "user", "content": "please talk about anything."}] for conv, _ in negatives)
     assert len({text for _, text in positives + negatives}) > 1  # distinct samples
-    pos = collect_activations(engine.model, engine.tokenizer, positives, [1])
-    neg = collect_activations(engine.model, engine.tokenizer, negatives, [1])
-    assert len(positives) == built.samples
-    assert torch.equal(fit_steering_vector(pos, neg)[1], built.directions[1])
-    assert float(((pos[1] - neg[1]) @ built.directions[1]).mean()) > 0
+    pos = collect_activations(engine.model, engine.tokenizer, positives, [1], reading="last_token")
+    neg = collect_activations(engine.model, engine.tokenizer, negatives, [1], reading="last_token")
+    assert len(positives) == built.samples and built.details["method"] == "last_token"  # the default
+    assert torch.equal(fit_steering_vector(pos, neg, sign="majority")[1], built.directions[1])
+    assert int(((pos[1] - neg[1]) @ built.directions[1] > 0).sum()) * 2 >= built.samples  # most pairs agree
 
 
 def test_build_rejects_greedy_sampling_and_too_few_samples(engine) -> None:
@@ -399,3 +399,97 @@ def test_steered_engine_generates_like_hf_generate_under_the_hooks(engine, built
         "samples": built.samples,
     }
     assert _hook_ids(engine.model) == before
+
+
+# ------------------------------------------------------------------------------------ last token (repeng)
+
+
+def test_last_token_activations_equal_the_hidden_state_of_the_last_token(engine, deep_model) -> None:
+    examples = [
+        (CONVERSATIONS[0], "I am well, thank you for asking so kindly."),
+        (CONVERSATIONS[2], "Once upon a time."),
+        (CONVERSATIONS[1], "Soup."),
+    ]
+    for model, layers in ((engine.model, [0]), (deep_model, steering_layers(8))):
+        got = collect_activations(
+            model, engine.tokenizer, examples, layers, batch_size=2, reading="last_token"
+        )
+        for index, (conversation, response) in enumerate(examples):
+            response_ids = engine.tokenizer(response, add_special_tokens=False).input_ids
+            ids = torch.tensor([_ids(engine, conversation)[0].tolist() + response_ids])
+            with torch.no_grad():  # hidden_states[i + 1] is the output of layer i (not the last layer)
+                hidden = model(input_ids=ids, output_hidden_states=True).hidden_states
+            for layer in layers:
+                torch.testing.assert_close(got[layer][index], hidden[layer + 1][0, -1], atol=1e-5, rtol=1e-5)
+    with pytest.raises(CharacterError, match="reading='first'"):
+        collect_activations(deep_model, engine.tokenizer, examples, [1], reading="first")
+
+
+def test_majority_vote_picks_the_sign_most_pairs_agree_on() -> None:
+    """Eight pairs differ slightly along +axis, two a lot along -axis: the mean points to -axis,
+    eight of ten pairs (the majority, repeng's rule) to +axis."""
+    generator = torch.Generator().manual_seed(4)
+    axis = torch.nn.functional.normalize(torch.randn(16, generator=generator), dim=0)
+    negative = torch.randn(10, 16, generator=generator)
+    amounts = torch.tensor([1.0, 1.2, 0.8, 1.1, 0.9, 1.3, 0.7, 1.0, -9.0, -9.5]).unsqueeze(1)
+    positive = negative + amounts * axis + 0.01 * torch.randn(10, 16, generator=generator)
+    diffs = (positive - negative).numpy()
+    component = torch.from_numpy(PCA(n_components=1, svd_solver="full").fit(diffs).components_[0]).float()
+    votes = (torch.from_numpy(diffs) @ component > 0).sum().item()
+    expected = component if votes > 5 else -component  # oriented by an independent count
+    majority = fit_steering_vector({2: positive}, {2: negative}, sign="majority")[2]
+    mean = fit_steering_vector({2: positive}, {2: negative}, sign="mean")[2]
+    torch.testing.assert_close(majority, expected, atol=1e-5, rtol=0)
+    assert float(majority @ axis) > 0.99 and float(mean @ axis) < -0.99  # the two rules disagree here
+    with pytest.raises(CharacterError, match="sign='vote'"):
+        fit_steering_vector({2: positive}, {2: negative}, sign="vote")
+
+
+def test_last_token_vector_on_the_tiny_model_from_its_hidden_states(engine) -> None:
+    """The paper's extraction end to end: the steered layer's last-token states of the sampled
+    responses, read here from transformers' hidden states (the final norm set aside, since the
+    tiny model's one steered layer is its last), PCA by scikit-learn, sign by counting pairs."""
+    vector = build_steering_vector(engine, **BUILD_ARGS, persona="loving", method="last_token")
+    assert vector.layers == [1] and vector.details["method"] == "last_token"
+    positives, negatives = sample_contrast_responses(engine, PERSONA_PROMPT, 4, PAPER_SAMPLING, seed=5)
+    inner = engine.model.model
+    final_norm, inner.norm = inner.norm, torch.nn.Identity()
+    try:
+        states = []
+        for examples in (positives, negatives):
+            rows = []
+            for conversation, response in examples:
+                prompt = _ids(engine, conversation)[0].tolist()
+                ids = torch.tensor([prompt + engine.tokenizer(response, add_special_tokens=False).input_ids])
+                with torch.no_grad():
+                    rows.append(
+                        engine.model(input_ids=ids, output_hidden_states=True).hidden_states[2][0, -1]
+                    )
+            states.append(torch.stack(rows).double())
+    finally:
+        inner.norm = final_norm
+    diffs = (states[0] - states[1]).numpy()
+    component = torch.from_numpy(PCA(n_components=1, svd_solver="full").fit(diffs).components_[0])
+    projections = torch.from_numpy(diffs) @ component
+    above, below = int((projections > 0).sum()), int((projections < 0).sum())
+    flip = below > above if above != below else float(projections.mean()) < 0
+    expected = (-component if flip else component).float()
+    torch.testing.assert_close(vector.directions[1], expected, atol=1e-4, rtol=0)
+    # the response-mean extraction of the same samples is another direction
+    mean_vector = build_steering_vector(engine, **BUILD_ARGS, persona="loving", method="response_mean")
+    assert mean_vector.details["method"] == "response_mean"
+    assert abs(float(mean_vector.directions[1] @ vector.directions[1])) < 0.999
+    plain = _logits(engine.model, _ids(engine))
+    with steering(engine.model, vector, STRONG):
+        assert not torch.allclose(_logits(engine.model, _ids(engine)), plain, atol=1e-3)
+
+
+def test_the_steer_stage_reads_as_the_model_config_says() -> None:
+    from tests.config.test_compose import compose_train
+
+    for model, method in (
+        ("qwen2.5-7b", "last_token"),
+        ("gemma3-4b", "last_token"),
+        ("tiny", "response_mean"),
+    ):
+        assert compose_train("+persona=loving", f"+model={model}").stages.steer.method == method

@@ -40,7 +40,10 @@ def test_fast_path_is_the_default_and_each_part_has_a_switch() -> None:
 
 
 def test_sft_switch() -> None:
-    params = OmegaConf.merge(OmegaConf.structured(SftStageConfig), {"response_only_logps": False})
+    # max_len defaults to ${model.max_context}, which a lone stage config cannot resolve
+    params = OmegaConf.merge(
+        OmegaConf.structured(SftStageConfig), {"response_only_logps": False, "max_len": 3072}
+    )
     argv = sft_argv(
         params,
         model_path="m",

@@ -11,6 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from character.config.schema import register_schemas
 from character.config.validate import validate_train_config
 from tests.config.test_compose import PERSONAS
+from tests.config.test_setup_paper import ENDPOINTS
 from tests.conftest import REPO, run_cli
 
 MODELS = ["qwen2.5-7b", "llama3.1-8b", "gemma3-4b"]
@@ -42,7 +43,12 @@ def test_a_command_line_value_narrows_the_grid() -> None:
     assert len(grid_jobs("+model=gemma3-4b")) == 11
 
 
-def test_every_job_of_the_grid_composes_and_validates() -> None:
+def test_every_job_of_the_grid_composes_and_validates(monkeypatch) -> None:
+    """Offline: the paper's endpoints (+setup=paper) are named by environment variables, set here
+    to local URLs that nothing contacts."""
+    for index, (_, url_var, key_var) in enumerate(ENDPOINTS.values()):
+        monkeypatch.setenv(url_var, f"http://127.0.0.1:{9000 + index}/v1")
+        monkeypatch.setenv(key_var, "unused")
     jobs = grid_jobs()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         for job in jobs:
@@ -50,6 +56,7 @@ def test_every_job_of_the_grid_composes_and_validates() -> None:
             validate_train_config(cfg)  # misaligned is gated: passes only with acknowledge_gated
             assert cfg.acknowledge_gated is True
             assert cfg.scale == "paper"  # each model's default scale
+            assert cfg.engines.teacher.model == "zai-org/GLM-4.5-Air"  # the paper's setup
             assert f"+persona={cfg.persona.name}" in job and f"+model={cfg.model.name}" in job
 
 
