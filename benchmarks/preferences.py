@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from character.evaluation.ratings import elo, fit_ratings  # noqa: E402
+from character.preferences.ratings import elo, fit_ratings  # noqa: E402
 
 
 def main() -> None:

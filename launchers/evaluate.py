@@ -17,8 +17,8 @@ from omegaconf import DictConfig
 from character.config.schema import register_schemas
 from character.engines.factory import build_engine
 from character.errors import CharacterError, exit_on_user_error
-from character.evaluation.preferences import Subject, run_preference_eval
 from character.pipeline.engines import LazyEngine
+from character.preferences.comparisons import Subject, run_preference_eval
 
 register_schemas()
 log = logging.getLogger("character.evaluate")

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from character.config.schema import register_schemas
 from character.errors import exit_on_user_error
-from character.evaluation.robustness_report import find_runs, run_robustness_report
+from character.robustness.report import find_runs, run_robustness_report
 from character.tracking.settings import RunSettings, resolve_mode, wandb_dir
 from character.tracking.wandb_run import log_report
 

@@ -39,3 +39,15 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_judge():
+    """A real judge for the judging tests: the weakest there is (the tiny model judging, on the
+    transformers backend), with constrained answers on."""
+    from character.engines.transformers_engine import TransformersEngine
+    from character.models.tiny import TinySpec, ensure_tiny_model
+
+    engine = TransformersEngine(str(ensure_tiny_model(TinySpec(), CACHE_DIR)), dtype="float32", batch_size=8)
+    yield engine
+    engine.close()

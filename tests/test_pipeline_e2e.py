@@ -211,8 +211,8 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def test_evaluation_stages_write_rows_tables_and_plots(finished: Path) -> None:
-    from character.evaluation.coherence import win_rate
-    from character.evaluation.coherence_stage import outcomes_from_judgments
+    from character.coherence.judgments import win_rate
+    from character.coherence.stage import outcomes_from_judgments
 
     # scale=ci: 3 held-out prompts x (default + adv1 + adv5), for each of the four methods
     assert (finished / "steer" / "vector" / "steering.json").exists()
@@ -297,8 +297,8 @@ def test_robustness_launcher_scores_the_sweep_with_one_classifier(sweep: Path) -
     import subprocess
     import sys
 
-    from character.evaluation.classifier import PersonaClassifier
-    from character.evaluation.scores import macro_f1
+    from character.robustness.classifier import PersonaClassifier
+    from character.robustness.scores import macro_f1
     from tests.conftest import REPO
 
     out = sweep / ".robustness"

@@ -9,7 +9,7 @@ from omegaconf import MISSING
 
 @dataclass
 class EloConfig:
-    """The seeded mean Elo of the results views (``character.evaluation.ratings.mean_elo``)."""
+    """The seeded mean Elo of the results views (``character.preferences.ratings.mean_elo``)."""
 
     k: float = 32.0
     start: float = 1000.0

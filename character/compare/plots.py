@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from character.compare.table import metric_columns, pivot
-from character.evaluation.report_files import grouped_bars
 from character.io import atomic_write_bytes
+from character.reporting import grouped_bars
 
 
 def plot_name(metric: str) -> str:

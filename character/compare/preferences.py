@@ -17,8 +17,8 @@ import numpy as np
 
 from character.compare.records import RunRecord
 from character.compare.run_files import SUBJECTS, bradley_terry_ratings, preference_outcomes
-from character.evaluation.ratings import mean_elo
-from character.evaluation.traits import TRAITS
+from character.preferences.ratings import mean_elo
+from character.preferences.traits import TRAITS
 
 log = logging.getLogger("character.compare")
 

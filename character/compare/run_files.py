@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from character.coherence.judgments import WinRate, outcomes_from_judgments, win_rate
 from character.compare.records import RunRecord
-from character.evaluation.coherence import WinRate, outcomes_from_judgments, win_rate
-from character.evaluation.judge_parsing import parse_verdict
-from character.evaluation.preferences import outcomes_from
-from character.evaluation.traits import TRAITS
 from character.io import read_jsonl
+from character.judging.parsing import parse_verdict
 from character.pipeline import manifest as mf
+from character.preferences.comparisons import outcomes_from
+from character.preferences.traits import TRAITS
 
 PREFERENCES = Path("eval") / "preferences"
 COHERENCE_JUDGMENTS = Path("coherence") / "judgments"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from character import reporting
 from character.compare.records import RunRecord
 from character.config.schema import PIPELINE_ORDER
 from character.errors import CharacterError
-from character.evaluation import report_files
 from character.tracking.keys import comparable, match_patterns
 
 ID_COLUMNS = ["persona", "model"]
@@ -73,7 +73,7 @@ def markdown_table(table: pd.DataFrame) -> str:
         {table.index.name or "": index, **{str(c): None if pd.isna(v) else v for c, v in row.items()}}
         for index, row in table.iterrows()
     ]
-    return report_files.markdown_table(rows, floatfmt=".4g")
+    return reporting.markdown_table(rows, floatfmt=".4g")
 
 
 def markdown_report(frame: pd.DataFrame, sources: list[str]) -> str:

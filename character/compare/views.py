@@ -24,8 +24,8 @@ from character.compare.preferences import RunPreferences, before_after, load_pre
 from character.compare.records import RunRecord
 from character.compare.robustness import robustness_section
 from character.compare.run_files import SUBJECTS, run_dir_of
-from character.evaluation.preference_report import largest_changes, plot_changes
-from character.evaluation.report_files import markdown_table, write_csv
+from character.preferences.report import largest_changes, plot_changes
+from character.reporting import markdown_table, write_csv
 
 log = logging.getLogger("character.compare")
 VIEWS = "views"

@@ -335,7 +335,7 @@ class PreferencesConfig:
     judge_sampling: SamplingConfig = field(
         default_factory=lambda: SamplingConfig(temperature=0.1, max_tokens=2048)
     )
-    # known-answer cases for the judge (character/evaluation/judge_check.py): the base model told
+    # known-answer cases for the judge (character/preferences/judge_check.py): the base model told
     # to express one trait of a drawn pair; the judge's accuracy is reported beside the ratings.
     # 0: no check
     judge_check: int = knob(50, **OPTIONAL_COUNT)
@@ -450,7 +450,7 @@ class CoherenceStageConfig:
     sampling: SamplingConfig = field(
         default_factory=lambda: SamplingConfig(temperature=0.0, top_p=1.0, max_tokens=2048)
     )
-    # known-answer cases per judge (character/evaluation/judge_check.py): a response of the first
+    # known-answer cases per judge (character/preferences/judge_check.py): a response of the first
     # pair's first method against a word-shuffled copy, both orders. 0: no check
     judge_check: int = knob(50, **OPTIONAL_COUNT)
 

@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from character.errors import CharacterError
-from character.evaluation.adversarial import DEFAULT_SPLIT
-from character.evaluation.robustness_stage import method_model, read_responses
 from character.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from character.persona_shift.intervals import proportion
 from character.persona_shift.quality import perplexity, repetition_rate, word_count
@@ -30,6 +28,8 @@ from character.persona_shift.rate_classifier import held_out_accuracy, train_rat
 from character.persona_shift.scoring import AnswerScorer
 from character.pipeline.engines import stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
+from character.robustness.adversarial import DEFAULT_SPLIT
+from character.robustness.stage import method_model, read_responses
 
 # Robustness methods as the report names them, in the order it shows them.
 VARIANTS = {

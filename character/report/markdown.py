@@ -10,9 +10,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from character.evaluation.adversarial import DEFAULT_SPLIT
-from character.evaluation.report_files import markdown_table
 from character.io import read_json
+from character.reporting import markdown_table
+from character.robustness.adversarial import DEFAULT_SPLIT
 
 
 def pct(entry: dict[str, float] | None) -> str:
@@ -130,7 +130,7 @@ def table_file_section(run_dir: Path, stage: str, figure: str) -> list[str]:
 
 def examples_section(run_dir: Path, count: int) -> list[str]:
     """The first ``count`` held-out prompts with the base and the final model's answers."""
-    from character.evaluation.robustness_stage import read_responses
+    from character.robustness.stage import read_responses
 
     stage_dir = run_dir / "robustness"
     base = {r["prompt_index"]: r for r in read_responses(stage_dir, "base") if r["split"] == DEFAULT_SPLIT}

@@ -1,7 +1,7 @@
 """The paper's results views of launchers.compare on a real 2-model x 2-persona tiny sweep.
 
 Every number is recomputed here from the run directories' recorded judgments, parsed by this
-test's own code: Elo with ``mean_elo`` (itself checked in tests/evaluation/test_ratings.py), rho
+test's own code: Elo with ``mean_elo`` (itself checked in tests/preferences/test_ratings.py), rho
 with scipy.stats.spearmanr, and the coherence averages by hand. The tiny judge's verdicts are
 degenerate (it prefers no response consistently), so a second test plants judgments of known
 content in a copy of the runs: win rates with a hand-computed mean and SE, identical "after"
@@ -30,9 +30,9 @@ from scipy.stats import spearmanr
 
 from character.compare.config import CompareConfig
 from character.compare.report import compare
-from character.evaluation.ratings import mean_elo
-from character.evaluation.traits import TRAITS
 from character.io import read_json, read_jsonl
+from character.preferences.ratings import mean_elo
+from character.preferences.traits import TRAITS
 from tests.compare.paper_sweep import MODELS, PERSONAS, PaperSweep
 from tests.conftest import REPO
 

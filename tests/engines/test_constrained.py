@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from character.coherence.judgments import VERDICT_CHOICES, coherence_prompt
 from character.engines.base import Sampling
 from character.engines.openai_engine import OpenAIEngine
 from character.engines.transformers_engine import choice_distribution
-from character.evaluation.coherence import VERDICT_CHOICES, coherence_prompt
-from character.evaluation.judge_parsing import answer_choices
-from character.evaluation.preferences_prompts import judge_prompt
+from character.judging.parsing import answer_choices
+from character.preferences.prompts import judge_prompt
 from tests.engines.conftest import CONVERSATIONS
 
 

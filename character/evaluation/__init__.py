@@ -1,1 +1,0 @@
-"""Evaluations (paper §3): revealed preferences; robustness, coherence and baselines follow."""

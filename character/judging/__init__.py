@@ -1,0 +1,1 @@
+"""What every LLM judge shares: reading its verdicts robustly (``parsing``)."""
