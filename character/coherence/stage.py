@@ -34,7 +34,7 @@ from character.preferences.judge_check import (
 )
 from character.reporting import grouped_bars, write_tables
 from character.robustness.adversarial import DEFAULT_SPLIT
-from character.robustness.stage import read_responses
+from character.robustness.responses import read_responses
 
 
 def parse_pairs(pairs: list[str], methods: list[str]) -> list[tuple[str, str]]:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from character.distill.generation_stages import teacher_name
 from character.distill.responses import ends_with_punctuation, replace_name, trim_to_last_sentence
+from character.distill.teacher import teacher_name
 from character.errors import CharacterError
 from character.io import atomic_write_jsonl, read_jsonl
 from character.pipeline.engines import stage_seed, trained_model

@@ -9,29 +9,11 @@ same prompts with no system prompt. Generation streams through the resumable bat
 from __future__ import annotations
 
 from character.distill.responses import after_think
+from character.distill.teacher import teacher_request
 from character.engines.batch import BatchItem, run_batch
 from character.io import atomic_write_jsonl, read_jsonl
 from character.pipeline.engines import engine_factory, sampling_from, stage_seed
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
-from character.prompts.character import character_system_prompt, think_prefill
-
-
-def teacher_name(cfg) -> str:
-    return cfg.stages.teacher.assistant_name or cfg.model.assistant_name
-
-
-def teacher_request(cfg, prompt: str) -> tuple[list[dict[str, str]], str | None]:
-    """The teacher's conversation (system prompt + user prompt) and its prefill (None when
-    ``stages.teacher.think_prefill`` is off: a small model without reasoning is derailed by a
-    prefilled ``<think>`` block and answers the trait list instead of the user)."""
-    traits = [trait.trait for trait in cfg.persona.traits]
-    system = character_system_prompt(teacher_name(cfg), traits)
-    prefill = (
-        think_prefill(traits, closed=not cfg.stages.teacher.reasoning)
-        if cfg.stages.teacher.think_prefill
-        else None
-    )
-    return [{"role": "system", "content": system}, {"role": "user", "content": prompt}], prefill
 
 
 def _generate(ctx: StageContext, role: str, items: list[BatchItem], sampling_cfg) -> None:

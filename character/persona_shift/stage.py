@@ -17,7 +17,6 @@ text is generated twice.
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 from typing import Any
 
 from character.errors import CharacterError
@@ -29,7 +28,7 @@ from character.persona_shift.scoring import AnswerScorer
 from character.pipeline.engines import stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.robustness.adversarial import DEFAULT_SPLIT
-from character.robustness.stage import method_model, read_responses
+from character.robustness.responses import method_model, read_responses
 
 # Robustness methods as the report names them, in the order it shows them.
 VARIANTS = {
@@ -207,7 +206,3 @@ class PersonaShiftStage(Stage):
                 "empty": sum(not row["response"].strip() for row in rows),
             }
         return quality
-
-
-def results_path(run_dir: Path) -> Path:
-    return run_dir / "persona_shift" / "results.json"

@@ -13,6 +13,7 @@ from typing import Any
 from character.io import read_json
 from character.reporting import markdown_table
 from character.robustness.adversarial import DEFAULT_SPLIT
+from character.robustness.responses import read_responses
 
 
 def pct(entry: dict[str, float] | None) -> str:
@@ -130,8 +131,6 @@ def table_file_section(run_dir: Path, stage: str, figure: str) -> list[str]:
 
 def examples_section(run_dir: Path, count: int) -> list[str]:
     """The first ``count`` held-out prompts with the base and the final model's answers."""
-    from character.robustness.stage import read_responses
-
     stage_dir = run_dir / "robustness"
     base = {r["prompt_index"]: r for r in read_responses(stage_dir, "base") if r["split"] == DEFAULT_SPLIT}
     final = {

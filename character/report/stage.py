@@ -9,7 +9,7 @@ look like before and after. It reads only what the evaluation stages recorded.
 from __future__ import annotations
 
 from character.io import atomic_write_bytes, atomic_write_text, read_json
-from character.persona_shift.stage import results_path
+from character.persona_shift.results import results_path
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.report import markdown as md
 from character.report.figures import persona_shift_figure

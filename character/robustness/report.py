@@ -19,8 +19,8 @@ from character.errors import CharacterError
 from character.io import atomic_write_json, read_json
 from character.reporting import grouped_bars, write_tables
 from character.robustness.adversarial import DEFAULT_SPLIT
+from character.robustness.responses import read_responses
 from character.robustness.scores import macro_f1, robustness_row
-from character.robustness.stage import read_responses
 
 log = logging.getLogger("character.robustness")
 

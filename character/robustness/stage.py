@@ -13,7 +13,6 @@ personas and scores them (one job sees one persona, and a classifier needs them 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from character.data.sources import load_prompts
@@ -21,22 +20,14 @@ from character.engines.base import Engine
 from character.engines.batch import BatchItem, row_seed, run_batch
 from character.errors import CharacterError
 from character.io import atomic_write_json, read_jsonl
-from character.pipeline.engines import LazyEngine, engine_factory, sampling_from, stage_seed, trained_model
+from character.pipeline.engines import LazyEngine, engine_factory, sampling_from, stage_seed
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.robustness.adversarial import DEFAULT_SPLIT, apply_split, split_names
-from character.steering.stage import VECTOR_FILE, base_model_engine, persona_system_prompt
+from character.robustness.responses import method_model
+from character.steering.baseline import VECTOR_FILE, base_model_engine, persona_system_prompt
 
 METHODS = ("base", "prompted", "steered", "distilled", "trained")
 FIRST_TURN = "first_turn"
-
-
-def method_model(ctx: StageContext, method: str) -> str:
-    """The weights a method generates with (the steered and prompted baselines use the base)."""
-    if method == "distilled":
-        return str(ctx.input_dirs["dpo"] / "merged")
-    if method == "trained":
-        return str(ctx.input_dirs["merge"] / "final")
-    return trained_model(ctx)["path"]
 
 
 def steered_engine(ctx: StageContext) -> Engine:
@@ -170,17 +161,3 @@ class RobustnessStage(Stage):
                 )
             outputs.append(f"prefill/{method}.jsonl")
         return outputs
-
-
-def read_responses(stage_dir: Path, method: str, prefill: bool = False) -> list[dict[str, Any]]:
-    """One method's rows as (split, prompt_index, prompt, response) dicts."""
-    path = stage_dir / ("prefill" if prefill else "responses") / f"{method}.jsonl"
-    return [
-        {
-            "split": row["split"],
-            "prompt_index": row["prompt_index"],
-            "prompt": row["messages"][-1]["content"],
-            "response": row["texts"][0],
-        }
-        for row in read_jsonl(path)
-    ]

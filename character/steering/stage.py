@@ -6,35 +6,9 @@ model against the base model steered with this vector.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from character.pipeline.engines import sampling_from, stage_seed, trained_model
+from character.pipeline.engines import sampling_from, stage_seed
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
-from character.prompts.character import character_system_prompt
-
-if TYPE_CHECKING:
-    from character.engines.transformers_engine import TransformersEngine
-
-VECTOR_FILE = "vector"  # a folder: directions.safetensors + steering.json
-
-
-def persona_system_prompt(ctx: StageContext) -> str:
-    """The Appendix A system prompt of this job's persona, under the trained model's name."""
-    return character_system_prompt(ctx.cfg.model.assistant_name, [t.trait for t in ctx.cfg.persona.traits])
-
-
-def base_model_engine(ctx: StageContext) -> TransformersEngine:
-    """The base model on the transformers backend (steering hooks need the model in-process)."""
-    from character.engines.transformers_engine import TransformersEngine
-
-    params = ctx.cfg.stages.steer
-    return TransformersEngine(
-        trained_model(ctx)["path"],
-        dtype=params.dtype,
-        device=params.device,
-        batch_size=params.batch_size,
-        supports_system_role=ctx.cfg.model.supports_system_role,
-    )
+from character.steering.baseline import VECTOR_FILE, base_model_engine, persona_system_prompt
 
 
 @register_stage

@@ -43,7 +43,7 @@ def tokenizer():
 
 @pytest.mark.parametrize("reasoning", [True, False])
 def test_teacher_and_student_prompts_through_the_chat_template(tokenizer, reasoning: bool) -> None:
-    from character.distill.generation_stages import teacher_request
+    from character.distill.teacher import teacher_request
 
     cfg = compose_train(
         "+persona=loving",
