@@ -18,7 +18,8 @@ from character.config.schema import register_schemas
 from character.engines.factory import build_engine
 from character.errors import CharacterError, exit_on_user_error
 from character.pipeline.engines import LazyEngine
-from character.preferences.comparisons import Subject, run_preference_eval
+from character.preferences.comparisons import Subject
+from character.preferences.run import run_preference_eval
 
 register_schemas()
 log = logging.getLogger("character.evaluate")

@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from character.coherence.judge_check import coherence_check_result, coherence_check_rows, log_coherence_check
 from character.coherence.judgments import (
     VERDICT_CHOICES,
     coherence_prompt,
@@ -23,15 +24,9 @@ from character.engines.batch import BatchItem, run_batch
 from character.engines.factory import build_engine
 from character.errors import CharacterError
 from character.io import atomic_write_json, read_jsonl
+from character.judging.check import CHECK, RESULT_FILE
 from character.pipeline.engines import LazyEngine, engine_factory, sampling_from, stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
-from character.preferences.judge_check import (
-    CHECK,
-    RESULT_FILE,
-    coherence_check_result,
-    coherence_check_rows,
-    log_coherence_check,
-)
 from character.reporting import grouped_bars, write_tables
 from character.robustness.adversarial import DEFAULT_SPLIT
 from character.robustness.responses import read_responses

@@ -450,7 +450,7 @@ class CoherenceStageConfig:
     sampling: SamplingConfig = field(
         default_factory=lambda: SamplingConfig(temperature=0.0, top_p=1.0, max_tokens=2048)
     )
-    # known-answer cases per judge (character/preferences/judge_check.py): a response of the first
+    # known-answer cases per judge (character/coherence/judge_check.py): a response of the first
     # pair's first method against a word-shuffled copy, both orders. 0: no check
     judge_check: int = knob(50, **OPTIONAL_COUNT)
 

@@ -1,1 +1,2 @@
-"""What every LLM judge shares: reading its verdicts robustly (``parsing``)."""
+"""What every LLM judge shares: reading its verdicts robustly (``parsing``) and the known-answer
+check of its accuracy (``check``)."""

@@ -7,7 +7,8 @@ from typing import Any
 
 from character.pipeline.engines import engine_factory, stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
-from character.preferences.comparisons import Subject, run_preference_eval
+from character.preferences.comparisons import Subject
+from character.preferences.run import run_preference_eval
 
 
 @register_stage

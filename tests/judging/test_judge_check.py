@@ -10,19 +10,16 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from character.coherence.judge_check import coherence_check_result, coherence_check_rows, degradable, degrade
 from character.coherence.judgments import parse_coherence_verdict
 from character.coherence.stage import comparison_items, outcomes_from_judgments
 from character.engines.base import Engine
 from character.io import read_json, read_jsonl
+from character.judging.check import CHECK
 from character.judging.parsing import parse_verdict
 from character.persona_shift.intervals import proportion
 from character.preferences.comparisons import draw_comparisons
 from character.preferences.judge_check import (
-    CHECK,
-    coherence_check_result,
-    coherence_check_rows,
-    degradable,
-    degrade,
     preference_check_cases,
     preference_check_items,
     preference_check_result,
