@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from character.config.schema import register_schemas
-from character.engines.factory import build_engine
+from character.engines.roles import resolve_role
 from character.errors import CharacterError, exit_on_user_error
 from character.pipeline.engines import LazyEngine
 from character.preferences.comparisons import Subject
@@ -40,9 +40,21 @@ def evaluate(cfg: DictConfig) -> dict:
     system_role = cfg.supports_system_role
 
     def subject_engine(subject: Subject) -> LazyEngine:
-        return LazyEngine(lambda: build_engine(cfg.engines.student, subject.model, system_role))
+        student = resolve_role(
+            "student",
+            cfg.engines.student,
+            default_model=subject.model,
+            default_system_role=system_role,
+            model_path=subject.model,
+        )
+        return LazyEngine(student.build)
 
-    judge = LazyEngine(lambda: build_engine(cfg.engines.judge, cfg.engines.judge.model, True))
+    judge_model = cfg.engines.judge.model  # a model of its own: see character.engines.roles
+    judge = LazyEngine(
+        resolve_role(
+            "judge", cfg.engines.judge, default_model=judge_model, default_system_role=system_role
+        ).build
+    )
     tokenizer = AutoTokenizer.from_pretrained(subjects[0].model)
     return run_preference_eval(
         subjects, subject_engine, judge, cfg.preferences, out_dir, cfg.seed, tokenizer, log

@@ -21,11 +21,10 @@ from character.coherence.judgments import (
     win_rate,
 )
 from character.engines.batch import BatchItem, run_batch
-from character.engines.factory import build_engine
 from character.errors import CharacterError
 from character.io import atomic_write_json, read_jsonl
 from character.judging.check import CHECK, RESULT_FILE
-from character.pipeline.engines import LazyEngine, engine_factory, sampling_from, stage_seed, trained_model
+from character.pipeline.engines import LazyEngine, engine_factory, sampling_from, stage_seed
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.reporting import grouped_bars, write_tables
 from character.robustness.adversarial import DEFAULT_SPLIT
@@ -46,16 +45,12 @@ def parse_pairs(pairs: list[str], methods: list[str]) -> list[tuple[str, str]]:
 
 
 def judges(ctx: StageContext) -> dict[str, LazyEngine]:
-    """The judges by name: engines.judge as ``judge``, or the configured ones."""
+    """The judges by name: engines.judge as ``judge``, or the configured ones (each engine built
+    like any role's, ``character.engines.roles``)."""
     configured: DictConfig = ctx.cfg.stages.coherence.judges
     if not configured:
         return {"judge": engine_factory(ctx, "judge")}
-    base = trained_model(ctx)["path"]
-
-    def factory(engine_cfg: DictConfig):
-        return lambda: build_engine(engine_cfg, base, True)
-
-    return {name: LazyEngine(factory(engine_cfg)) for name, engine_cfg in configured.items()}
+    return {name: engine_factory(ctx, name, engine_cfg=engine_cfg) for name, engine_cfg in configured.items()}
 
 
 def comparison_items(

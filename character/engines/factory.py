@@ -1,10 +1,16 @@
-"""Build the engine a role's config asks for."""
+"""Build the engine a role's config asks for.
+
+Which model and system role a role gets is decided in ``roles``; this module builds what it is
+told. Data-parallel replicas import it in their own process (``build_replica``) before their GPUs
+are set, so it imports nothing heavy at the top.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from character.engines.base import Engine
 from character.errors import CharacterError
@@ -35,12 +41,10 @@ def build_engine(engine_cfg: DictConfig, model_path: str, supports_system_role: 
     """
     replicas = int(engine_cfg.get("data_parallel_size", 1) or 1)
     if replicas > 1 and engine_cfg.backend in ("vllm", "transformers"):
-        from omegaconf import OmegaConf
-
         from character.engines.replicated import ReplicatedEngine
 
         config = OmegaConf.to_container(engine_cfg, resolve=True)
-        return ReplicatedEngine(config, model_path, supports_system_role, replicas)
+        return ReplicatedEngine(config, model_path, supports_system_role, replicas, build=build_replica)
     model = engine_cfg.model or model_path
     system_role = (
         supports_system_role if engine_cfg.supports_system_role is None else engine_cfg.supports_system_role
@@ -98,3 +102,10 @@ def build_engine(engine_cfg: DictConfig, model_path: str, supports_system_role: 
             fixed_sampling=bool(engine_cfg.get("fixed_sampling", False)),
         )
     raise CharacterError(f"engine backend {engine_cfg.backend!r} is unknown; expected one of {BACKENDS}.")
+
+
+def build_replica(engine_cfg: dict[str, Any], model_path: str, supports_system_role: bool) -> Engine:
+    """One copy of a data-parallel engine, in its replica's process: the same config, one replica."""
+    return build_engine(
+        OmegaConf.create({**engine_cfg, "data_parallel_size": 1}), model_path, supports_system_role
+    )

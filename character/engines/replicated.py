@@ -8,7 +8,9 @@ replicated vLLM engine returns what a single one would.
 
 Each replica is a spawned Python process that sees only its GPUs (``CUDA_VISIBLE_DEVICES`` is set
 before anything imports torch) and talks to this process over a pipe. This module imports
-nothing heavy at the top, because every spawned replica imports it first.
+nothing heavy at the top, because every spawned replica imports it first. A replica builds its
+engine with the ``build`` function it is given (``factory.build_replica``), so this module does not
+import the factory that creates it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from character.engines.base import (
@@ -29,21 +32,22 @@ from character.engines.base import (
 )
 from character.errors import CharacterError
 
+ReplicaBuilder = Callable[[dict[str, Any], str, bool], Engine]
+
 
 def _replica_main(
-    connection: Any, engine_cfg: dict[str, Any], model_path: str, system_role: bool, gpus: str | None
+    connection: Any,
+    build: ReplicaBuilder,
+    engine_cfg: dict[str, Any],
+    model_path: str,
+    system_role: bool,
+    gpus: str | None,
 ) -> None:
     """The replica process: build the engine, then answer requests until told to stop."""
     if gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     try:
-        from omegaconf import OmegaConf
-
-        from character.engines.factory import build_engine
-
-        engine = build_engine(
-            OmegaConf.create({**engine_cfg, "data_parallel_size": 1}), model_path, system_role
-        )
+        engine = build(engine_cfg, model_path, system_role)
         connection.send(("ready", engine.info))
     except BaseException:  # noqa: BLE001  (reported to the parent, which raises it)
         connection.send(("error", traceback.format_exc()))
@@ -93,9 +97,22 @@ def slices(n: int, parts: int) -> list[range]:
 
 
 class ReplicatedEngine(Engine):
-    """``replicas`` copies of the engine ``engine_cfg`` describes, used as one engine."""
+    """``replicas`` copies of the engine ``engine_cfg`` describes, used as one engine.
 
-    def __init__(self, engine_cfg: dict[str, Any], model_path: str, system_role: bool, replicas: int) -> None:
+    ``build(engine_cfg, model_path, system_role)`` creates one copy in its replica's process; it
+    must be a module-level function (the spawned process unpickles it by name) whose module imports
+    nothing heavy at the top, since it is imported before the replica's GPUs are set.
+    """
+
+    def __init__(
+        self,
+        engine_cfg: dict[str, Any],
+        model_path: str,
+        system_role: bool,
+        replicas: int,
+        *,
+        build: ReplicaBuilder,
+    ) -> None:
         super().__init__()
         if replicas < 2:
             raise CharacterError(f"data_parallel_size={replicas}: a replicated engine needs at least 2.")
@@ -109,7 +126,7 @@ class ReplicatedEngine(Engine):
             parent, child = context.Pipe()
             process = context.Process(
                 target=_replica_main,
-                args=(child, engine_cfg, model_path, system_role, replica_gpus),
+                args=(child, build, engine_cfg, model_path, system_role, replica_gpus),
                 daemon=True,
             )
             process.start()

@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from character.engines.base import Engine, Sampling
-from character.engines.factory import build_engine
+from character.engines.roles import resolve_role
 from character.io import read_json
 from character.pipeline.stage import StageContext
 
@@ -46,24 +46,27 @@ class LazyEngine:
         self.close()
 
 
-def engine_factory(ctx: StageContext, role: str, model_path: str | None = None) -> LazyEngine:
-    """The engine of ``role`` (engines.<role>), created only when first needed.
+def engine_factory(
+    ctx: StageContext, role: str, model_path: str | None = None, engine_cfg: DictConfig | None = None
+) -> LazyEngine:
+    """The engine of ``role`` (``engines.<role>``, or ``engine_cfg`` when given), created only when
+    first needed; which model it loads and its system role are decided by
+    ``character.engines.roles``.
 
     ``model_path`` overrides the model to load (e.g. the DPO-merged model for introspection);
     otherwise the role's own ``model``, or the trained model.
     """
-    engine_cfg: DictConfig = ctx.cfg.engines[role]
-    default_path = model_path or trained_model(ctx)["path"]
-    if engine_cfg.supports_system_role is not None:
-        system_role = engine_cfg.supports_system_role
-    elif engine_cfg.model is None or model_path is not None:
-        system_role = ctx.cfg.model.supports_system_role
-    else:
-        system_role = True  # another model (a hosted teacher or judge) with its own template
+    spec = resolve_role(
+        role,
+        ctx.cfg.engines[role] if engine_cfg is None else engine_cfg,
+        default_model=model_path or trained_model(ctx)["path"],
+        default_system_role=ctx.cfg.model.supports_system_role,
+        model_path=model_path,
+    )
 
     def create() -> Engine:
-        ctx.log.info("starting the %s engine (%s)", role, engine_cfg.backend)
-        return build_engine(engine_cfg, default_path, system_role)
+        ctx.log.info("starting the %s engine (%s)", role, spec.config.backend)
+        return spec.build()
 
     return LazyEngine(create)
 

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from character.config.schema import EngineConfig
 from character.engines.base import Sampling
-from character.engines.factory import build_engine
+from character.engines.factory import build_engine, build_replica
 from character.engines.replicated import ReplicatedEngine, gpu_slices, slices
 from character.errors import CharacterError
 from tests.engines.conftest import CONVERSATIONS, PREFILLS
@@ -43,7 +43,9 @@ def test_two_replicas_generate_exactly_what_one_engine_does(tiny_model: str, hf_
 def test_a_replica_that_cannot_start_is_reported(tmp_path) -> None:
     cfg = engine_config(backend="transformers", data_parallel_size=2)
     with pytest.raises(RuntimeError, match="engine replica 0 failed"):
-        ReplicatedEngine(OmegaConf.to_container(cfg), str(tmp_path / "no-model"), True, 2)
+        ReplicatedEngine(
+            OmegaConf.to_container(cfg), str(tmp_path / "no-model"), True, 2, build=build_replica
+        )
 
 
 def test_slices_and_gpu_assignment() -> None:
