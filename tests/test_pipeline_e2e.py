@@ -211,8 +211,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def test_evaluation_stages_write_rows_tables_and_plots(finished: Path) -> None:
-    from character.coherence.judgments import win_rate
-    from character.coherence.stage import outcomes_from_judgments
+    from character.coherence.judgments import outcomes_from_judgments, win_rate
 
     # scale=ci: 3 held-out prompts x (default + adv1 + adv5), for each of the four methods
     assert (finished / "steer" / "vector" / "steering.json").exists()

@@ -12,10 +12,11 @@ from character.coherence.judgments import (
     VERDICT_CHOICES,
     coherence_prompt,
     combine_orders,
+    outcomes_from_judgments,
     parse_coherence_verdict,
     win_rate,
 )
-from character.coherence.stage import comparison_items, outcomes_from_judgments, parse_pairs
+from character.coherence.stage import comparison_items, parse_pairs
 from character.engines.base import Sampling
 from character.engines.batch import run_batch
 from character.errors import CharacterError

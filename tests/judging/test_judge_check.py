@@ -11,8 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 from character.coherence.judge_check import coherence_check_result, coherence_check_rows, degradable, degrade
-from character.coherence.judgments import parse_coherence_verdict
-from character.coherence.stage import comparison_items, outcomes_from_judgments
+from character.coherence.judgments import outcomes_from_judgments, parse_coherence_verdict
+from character.coherence.stage import comparison_items
 from character.engines.base import Engine
 from character.io import read_json, read_jsonl
 from character.judging.check import CHECK
