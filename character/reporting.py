@@ -1,4 +1,5 @@
-"""Tables (CSV and markdown) and grouped bar plots shared by the evaluation reports.
+"""Tables (CSV and markdown) and grouped bar plots shared by every report: each evaluation's,
+the job's ``report.md`` and ``launchers.compare``'s.
 
 Every evaluation ends in the same three artifacts: a CSV for analysis, a markdown table for the
 log and docs, and a PNG plot. Writing them in one place keeps the formats alike across reports.
