@@ -3,6 +3,7 @@
 python -m launchers.train +persona=loving +model=tiny
 python -m launchers.train +persona=loving,sarcastic +model=tiny,qwen2.5-7b -m
 python -m launchers.train +persona=loving +model=tiny +stage=prepare
+python -m launchers.train +persona=loving +model=tiny stages.dpo.beta=0.2 dry_run=true  # what would rerun
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from character.config.schema import register_schemas
 from character.config.validate import validate_train_config
 from character.errors import CharacterError, exit_on_user_error
 from character.models.resolve import resolve_model_path
+from character.pipeline import console
 from character.pipeline.console import console_session
 from character.pipeline.preemption import watch_requeue_signal
-from character.pipeline.runner import PipelineRunner
+from character.pipeline.runner import PipelineRunner, describe_plan
 
 register_schemas()
 log = logging.getLogger("character.train")
@@ -46,6 +48,10 @@ def train(cfg: DictConfig) -> dict:
     validate_train_config(cfg)
     _load_plugins(cfg)
     runner = PipelineRunner(cfg)
+    if cfg.dry_run:  # the runner's decisions, none acted on (docs/pipeline.md, "Dry run")
+        plan = runner.plan()
+        console.job_plan(cfg.model.name, cfg.persona.name, runner.run_dir, describe_plan(plan))
+        return {"stages": {p.name: {"status": p.action, "reason": p.reason} for p in plan}}
     resolve_model_path(cfg.model, cfg.cache_dir)
     return runner.run()
 

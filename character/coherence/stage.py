@@ -29,6 +29,7 @@ from character.pipeline.stage import Stage, StageContext, StageResult, register_
 from character.reporting import grouped_bars, write_tables
 from character.robustness.adversarial import DEFAULT_SPLIT
 from character.robustness.responses import read_responses
+from character.robustness.stage import RobustnessStage
 
 
 def parse_pairs(pairs: list[str], methods: list[str]) -> list[tuple[str, str]]:
@@ -82,11 +83,17 @@ def comparison_items(
 class CoherenceStage(Stage):
     name = "coherence"
     inputs = ("prepare", "robustness")
-    config_keys = ("stages.coherence", "engines.judge", "persona", "seed")
+    config_keys = (
+        "stages.coherence",
+        "engines.judge",
+        "model.supports_system_role",
+        "persona.traits",
+        "seed",
+    )
 
     def run(self, ctx: StageContext) -> StageResult:
         params = ctx.cfg.stages.coherence
-        methods = list(ctx.cfg.stages.robustness.methods)
+        methods = RobustnessStage.methods(ctx.input_dirs["robustness"])
         pairs = parse_pairs(list(params.pairs), methods)
         traits = [t.trait for t in ctx.cfg.persona.traits]
         robustness_dir: Path = ctx.input_dirs["robustness"]

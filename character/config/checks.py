@@ -21,6 +21,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 ALLOWED = "allowed"  # the metadata key of a field's declaration
+# The metadata key marking a field that cannot change any stage's output (character/pipeline/stage.py)
+RUNTIME = "runtime"
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,17 @@ def knob(
     each: bool = False,
     nonempty: bool = False,
     hint: str | None = None,
+    runtime: bool = False,
 ) -> Any:
-    """A dataclass field with its default (or ``factory``) and the values it accepts."""
+    """A dataclass field with its default (or ``factory``) and the values it accepts.
+
+    ``runtime=True`` says the field chooses where or how fast a computation runs, or what is
+    logged, never what is computed: the pipeline then leaves it out of every stage's fingerprint
+    (``runtime_paths``; docs/pipeline.md, "The stage contract"). Say why beside the field."""
     allowed = Allowed(gt, ge, lt, le, choices, pattern, each, nonempty, hint)
-    metadata = {ALLOWED: allowed}
+    metadata: dict[str, Any] = {ALLOWED: allowed}
+    if runtime:
+        metadata[RUNTIME] = True
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -192,4 +201,23 @@ def leaves(schema: type) -> dict[str, tuple[Any, Allowed | None]]:
             found.update({f"{spec.name}.<name>.{k}": v for k, v in leaves(args[1]).items()})
         else:
             found[spec.name] = (annotation, spec.metadata.get(ALLOWED))
+    return found
+
+
+def runtime_paths(schema: type, prefix: str = "") -> list[str]:
+    """Dotted paths of the fields of ``schema`` marked ``runtime`` (recursing like ``leaves``;
+    ``*`` stands for a dict entry's name); a marked group field stands for all of its keys."""
+    hints = typing.get_type_hints(schema)
+    found: list[str] = []
+    for spec in dataclasses.fields(schema):
+        path = f"{prefix}{spec.name}"
+        if spec.metadata.get(RUNTIME):
+            found.append(path)
+            continue
+        annotation = _without_none(hints[spec.name])
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if dataclasses.is_dataclass(annotation):
+            found += runtime_paths(annotation, f"{path}.")
+        elif origin is dict and len(args) == 2 and dataclasses.is_dataclass(args[1]):
+            found += runtime_paths(args[1], f"{path}.*.")
     return found

@@ -31,6 +31,13 @@ INTROSPECTION_SOURCES = ("reflection", "interaction")
 # last_token: repeng's reading, the paper's (its strengths were tuned on it); response_mean: ours
 STEERING_METHODS = ("last_token", "response_mean")
 FRACTION = {"ge": 0, "le": 1}  # a share: 0 to 1 inclusive
+# runtime=True (character/config/checks.py): the field chooses where or how fast a computation runs,
+# or what is logged, never what is computed, so no stage's fingerprint holds it and changing it
+# redoes nothing (docs/pipeline.md, "The stage contract"). It may change the bits of a sampled
+# output (another float rounding on another device or layout; on the transformers backend, which
+# random draw a row gets when micro-batches are cut differently), as rerunning the same config on
+# another GPU does, never the model, data, prompts or sampling settings. Training batch sizes are
+# not runtime: they change the optimisation.
 COUNT = {"ge": 1}  # how many of something: at least one
 OPTIONAL_COUNT = {"ge": 0}  # 0 turns the feature off
 
@@ -83,7 +90,8 @@ class ModelConfig:
     name: str = MISSING
     hub_id: str | None = None  # instruct release on the Hugging Face hub
     path: str | None = None  # a local directory that overrides hub_id
-    allow_download: bool = True  # try the hub when the weights are not cached
+    # try the hub when the weights are not cached (runtime: where the same weights come from)
+    allow_download: bool = knob(True, runtime=True)
     assistant_name: str = MISSING  # NAME in the paper's prompts (Qwen, Llama, Gemma)
     supports_system_role: bool = True  # False: the system prompt is folded into the first user turn
     lora_target_modules: list[str] = field(default_factory=list)
@@ -106,33 +114,35 @@ class EngineConfig:
     supports_system_role: bool | None = None  # null: the model config's value
     dtype: str = knob("auto", choices=ENGINE_DTYPES)
     seed: int = knob(0, ge=0)
+    # The runtime fields below lay out, batch, reach or retry the same generation (see FRACTION).
     # vllm
-    tensor_parallel_size: int = knob(1, **COUNT)
+    tensor_parallel_size: int = knob(1, runtime=True, **COUNT)
     # vllm / transformers: copies of the engine in their own processes, each on
     # tensor_parallel_size GPUs, sharing every batch (character/engines/replicated.py)
-    data_parallel_size: int = knob(1, **COUNT)
-    gpu_memory_utilization: float = knob(0.9, gt=0, le=1)
-    enforce_eager: bool = False
+    data_parallel_size: int = knob(1, runtime=True, **COUNT)
+    gpu_memory_utilization: float = knob(0.9, gt=0, le=1, runtime=True)
+    enforce_eager: bool = knob(False, runtime=True)  # CUDA graphs or not: the same model
     max_model_len: int | None = knob(None, **COUNT)
-    max_lora_rank: int = knob(64, **COUNT)
+    max_lora_rank: int = knob(64, runtime=True, **COUNT)  # capacity; a larger adapter fails to load
     # transformers
-    device: str = "auto"
+    device: str = knob("auto", runtime=True)
     # rows per engine call in the batch runner (all backends)
-    batch_size: int = knob(256, **COUNT)
-    # openai-compatible HTTP
-    base_url: str | None = None
+    batch_size: int = knob(256, runtime=True, **COUNT)
+    # openai-compatible HTTP: where the served `model` is reached (runtime), not which model it is
+    base_url: str | None = knob(None, runtime=True)
     # name of the environment variable holding the URL, read when the engine starts (instead of
     # base_url: a preset names the variable, each site sets its own endpoint)
-    base_url_env: str | None = None
-    api_key_env: str | None = None  # name of the environment variable holding the key
+    base_url_env: str | None = knob(None, runtime=True)
+    # name of the environment variable holding the key
+    api_key_env: str | None = knob(None, runtime=True)
     # sent as `reasoning_effort` (OpenAI's reasoning models, vLLM); null: not sent
     reasoning_effort: str | None = knob(None, choices=REASONING_EFFORTS)
     # true for OpenAI's reasoning models (GPT-5 family), which accept only their default
     # temperature and top_p and no `max_tokens`: requests carry neither and `max_completion_tokens`
     fixed_sampling: bool = False
-    max_concurrency: int = knob(8, **COUNT)
-    max_retries: int = knob(5, ge=0)
-    timeout_s: float = knob(600.0, gt=0)
+    max_concurrency: int = knob(8, runtime=True, **COUNT)
+    max_retries: int = knob(5, ge=0, runtime=True)
+    timeout_s: float = knob(600.0, gt=0, runtime=True)
     vllm_extensions: bool = True  # send min_p / top_k / repetition_penalty / prefill flags
     # judges: answer with exactly one allowed verdict (constrained decoding; on HTTP only with
     # vllm_extensions); false: the judge writes freely (e.g. reasons first) and is parsed
@@ -241,13 +251,14 @@ class TrainingStageConfig:
     grad_clip: float = knob(1.0, ge=0)  # 0: no clipping
     # OpenRLHF's choices; bf16 also runs on CPUs
     param_dtype: str = knob("bf16", choices=("bf16", "fp16"))
-    zero_stage: int = knob(2, choices=(0, 1, 2, 3))
+    # how the optimizer's state is partitioned across GPUs: memory, not the update (runtime)
+    zero_stage: int = knob(2, choices=(0, 1, 2, 3), runtime=True)
     max_len: int = knob(1024, **COUNT)
     max_steps: int | None = knob(None, **COUNT)  # cap for small runs; null trains the full epoch(s)
-    # DeepSpeed checkpoint every N optimizer steps (a rerun resumes there)
-    save_steps: int = knob(50, **COUNT)
-    # one process per visible GPU, one on CPU
-    launcher: str = knob("torchrun", choices=("torchrun", "deepspeed"))
+    # DeepSpeed checkpoint every N optimizer steps (a rerun resumes there; runtime: resume points only)
+    save_steps: int = knob(50, runtime=True, **COUNT)
+    # one process per visible GPU, one on CPU (runtime: how the same training is started)
+    launcher: str = knob("torchrun", choices=("torchrun", "deepspeed"), runtime=True)
     # the output layer on response (loss) tokens only, in chunks, without full-vocabulary fp32
     # logits (docs/openrlhf_ext.md); false = OpenRLHF's path, kept for comparison
     response_only_logps: bool = True
@@ -382,9 +393,9 @@ class SteerStageConfig:
     method: str = knob("last_token", choices=STEERING_METHODS)
     # null: the model config's steering_strength (0.7 / 4.0 / 525.0)
     strength: float | None = knob(None, gt=0)
-    device: str = "auto"
+    device: str = knob("auto", runtime=True)
     dtype: str = knob("auto", choices=ENGINE_DTYPES)
-    batch_size: int = knob(16, **COUNT)
+    batch_size: int = knob(16, runtime=True, **COUNT)  # conversations per forward pass
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_tokens=256))
 
 
@@ -423,7 +434,8 @@ class PersonaShiftStageConfig:
     """Judge-free persona measures on held-out prompts (character/persona_shift/stage.py)."""
 
     max_pairs: int = knob(500, **COUNT)  # held-out DPO pairs scored for the preference accuracy (first N)
-    batch_size: int = knob(8, **COUNT)  # conversations per forward pass when scoring log-probs
+    # conversations per forward pass when scoring log-probs (runtime: the same scores)
+    batch_size: int = knob(8, runtime=True, **COUNT)
 
 
 @dataclass
@@ -480,8 +492,8 @@ class CapabilitiesStageConfig:
     # a folder of extra task YAMLs; "shipped": the package's own small local tasks
     include_path: str | None = None
     limit: int | None = knob(None, **COUNT)  # documents per task (null: all)
-    batch_size: int = knob(8, **COUNT)
-    device: str = "auto"
+    batch_size: int = knob(8, runtime=True, **COUNT)  # documents per forward pass: the same scores
+    device: str = knob("auto", runtime=True)
     dtype: str = knob("auto", choices=ENGINE_DTYPES)
 
 
@@ -554,15 +566,17 @@ class TrainConfig:
     )
     seed: int = knob(0, ge=0)
     run_root: str = "runs"
-    cache_dir: str = MISSING
+    cache_dir: str = knob(MISSING, runtime=True)  # where built models are kept, not which
     force: bool = False  # rerun the selected stages even when their manifests match
+    # say which stages would be skipped, restored, resumed or run, and why; run none, write nothing
+    dry_run: bool = False
     # true: every library's console output, as printed (false: stage lines, progress, summary;
     # the rest in <run_dir>/logs/, see character/pipeline/console.py)
-    verbose: bool = False
+    verbose: bool = knob(False, runtime=True)
     acknowledge_gated: bool = False  # required to train a persona marked gated
     plugins: list[str] = field(default_factory=list)  # modules that register extra stages
     plugin_params: dict[str, Any] = field(default_factory=dict)  # plugin_params.<stage>.<key>
-    wandb: WandbConfig = field(default_factory=WandbConfig)
+    wandb: WandbConfig = knob(factory=WandbConfig, runtime=True)  # what is logged, not computed
 
 
 @dataclass

@@ -26,7 +26,14 @@ def _generate(ctx: StageContext, role: str, items: list[BatchItem], sampling_cfg
 class TeacherStage(Stage):
     name = "teacher"
     inputs = ("prepare", "prompts")
-    config_keys = ("persona", "model.assistant_name", "stages.teacher", "engines.teacher", "seed")
+    config_keys = (
+        "persona.traits",
+        "model.assistant_name",
+        "model.supports_system_role",  # the teacher's template, when it is the trained model
+        "stages.teacher",
+        "engines.teacher",
+        "seed",
+    )
 
     def run(self, ctx: StageContext) -> StageResult:
         cfg = ctx.cfg
@@ -64,8 +71,8 @@ class TeacherStage(Stage):
 class StudentStage(Stage):
     name = "student"
     inputs = ("prepare", "prompts")
-    config_keys = ("stages.student", "engines.student", "model", "seed")
-    config_excludes = ("model.steering_strength",)  # as in prepare: robustness alone reads it
+    # The model's weights are prepare's output (an input); of its settings, only the template's.
+    config_keys = ("stages.student", "engines.student", "model.supports_system_role", "seed")
 
     def run(self, ctx: StageContext) -> StageResult:
         pool = read_jsonl(ctx.input_dirs["prompts"] / "pool.jsonl")

@@ -24,7 +24,14 @@ from character.pipeline.stage import Stage, StageContext, StageResult, register_
 class PromptsStage(Stage):
     name = "prompts"
     inputs = ("prepare",)
-    config_keys = ("persona", "stages.prompts", "stages.sources", "engines.generator", "seed")
+    config_keys = (
+        "persona.traits",
+        "stages.prompts",
+        "stages.sources",
+        "engines.generator",
+        "model.supports_system_role",  # the generator's template, when it is the trained model
+        "seed",
+    )
 
     def _expand(self, ctx: StageContext) -> tuple[list[list[str]], dict[str, int]]:
         params = ctx.cfg.stages.prompts

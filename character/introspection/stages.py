@@ -14,8 +14,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
 from character.distill.responses import replace_name
 from character.engines.base import LoraAdapter
 from character.engines.batch import BatchItem, run_batch
@@ -23,10 +21,11 @@ from character.errors import CharacterError
 from character.introspection.conversation import next_turn_messages, speaker, truncate_left, view
 from character.introspection.sft_lengths import cut_message, sft_verdict, tally
 from character.introspection.sources import introspection_plan
-from character.io import atomic_write_jsonl, read_json, read_jsonl
+from character.io import atomic_write_jsonl, read_jsonl
 from character.pipeline import manifest as mf
 from character.pipeline.engines import engine_factory, sampling_from, stage_seed, trained_model
-from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
+from character.pipeline.prepare import PrepareStage
+from character.pipeline.stage import ConfigView, Stage, StageContext, StageResult, register_stage
 from character.prompts.character import (
     FREE_GUIDANCE,
     INTERACTION_LINE,
@@ -37,12 +36,16 @@ from character.prompts.character import (
     character_system_prompt,
     fill,
 )
+from character.training.stages import DpoStage
 
 GUIDANCE = {"free": FREE_GUIDANCE, "leading": LEADING_GUIDANCE}
 # An ablation (stages.sft_data, sources.py) changes how many examples the two stages generate; the
-# count then joins their config view. The method's own counts leave the view as it always was, so
-# runs made before the ablations existed keep their fingerprints.
+# count then joins what their fingerprints hash (``derived_values``). The keys it is computed from
+# are their ``derived_keys``: hashed themselves, a change that leaves the method's own counts as
+# they are (e.g. stages.interaction.conversations for the reflection stage) would redo a stage
+# whose output it cannot change.
 PLAN_KEY = "introspection_plan"
+PLAN_KEYS = ("stages.sft_data.sources", "stages.sft_data.same_size", "stages.sft_data.source_run")
 
 
 def _plan_reason(ctx: StageContext) -> str:
@@ -55,7 +58,7 @@ def _name_and_traits(ctx: StageContext) -> tuple[str, list[str]]:
 
 
 def dpo_adapter(ctx: StageContext) -> LoraAdapter:
-    return LoraAdapter("dpo", str(ctx.input_dirs["dpo"] / "adapter"))
+    return LoraAdapter("dpo", str(DpoStage.adapter(ctx.input_dirs["dpo"])))
 
 
 def reflection_system_prompt(name: str, traits: list[str]) -> str:
@@ -72,14 +75,21 @@ def interaction_system_prompt(name: str, traits: list[str], guidance: str) -> st
 class ReflectionStage(Stage):
     name = "reflection"
     inputs = ("prepare", "dpo")
-    config_keys = ("persona", "model.assistant_name", "stages.reflection", "engines.student", "seed")
+    config_keys = (
+        "persona.traits",
+        "model.assistant_name",
+        "model.supports_system_role",
+        "stages.reflection",
+        "engines.student",
+        "seed",
+    )
+    derived_keys = (*PLAN_KEYS, "stages.interaction.conversations")
 
-    def config_view(self, cfg: DictConfig) -> dict[str, Any]:
-        view = super().config_view(cfg)
-        planned = introspection_plan(cfg).reflections_per_prompt
-        if planned != (int(cfg.stages.reflection.samples_per_prompt),) * len(REFLECTION_PROMPTS):
-            view[PLAN_KEY] = list(planned)
-        return view
+    def derived_values(self, view: ConfigView) -> dict[str, Any]:
+        planned = introspection_plan(view).reflections_per_prompt
+        if planned != (int(view.stages.reflection.samples_per_prompt),) * len(REFLECTION_PROMPTS):
+            return {PLAN_KEY: list(planned)}
+        return {}
 
     def run(self, ctx: StageContext) -> StageResult:
         params = ctx.cfg.stages.reflection
@@ -126,20 +136,21 @@ class InteractionStage(Stage):
     name = "interaction"
     inputs = ("prepare", "dpo")
     config_keys = (
-        "persona",
+        "persona.traits",
         "model.assistant_name",
+        "model.supports_system_role",
         "model.max_context",
         "stages.interaction",
         "engines.student",
         "seed",
     )
+    derived_keys = (*PLAN_KEYS, "stages.reflection.samples_per_prompt")
 
-    def config_view(self, cfg: DictConfig) -> dict[str, Any]:
-        view = super().config_view(cfg)
-        planned = introspection_plan(cfg).conversations
-        if planned != int(cfg.stages.interaction.conversations):
-            view[PLAN_KEY] = planned
-        return view
+    def derived_values(self, view: ConfigView) -> dict[str, Any]:
+        planned = introspection_plan(view).conversations
+        if planned != int(view.stages.interaction.conversations):
+            return {PLAN_KEY: planned}
+        return {}
 
     def run(self, ctx: StageContext) -> StageResult:
         from transformers import AutoTokenizer
@@ -244,12 +255,11 @@ class SftDataStage(Stage):
     config_keys = ("model.assistant_name", "stages.sft_data", "stages.sft.max_len", "seed")
     version = 2  # counts what stages.sft.max_len cuts (lengths.jsonl); sources of B.4
 
-    def config_view(self, cfg: DictConfig) -> dict[str, Any]:
-        view = super().config_view(cfg)
-        data = cfg.stages.sft_data
+    def derived_values(self, view: ConfigView) -> dict[str, Any]:
+        data = view.stages.sft_data
         if data.source_run:  # the data read from another run is an input like the rest
-            view["source_run_ids"] = source_run_ids(Path(data.source_run), list(data.sources))
-        return view
+            return {"source_run_ids": source_run_ids(Path(data.source_run), list(data.sources))}
+        return {}
 
     def _source_dirs(self, ctx: StageContext) -> tuple[dict[str, Path], tuple[str, str] | None]:
         """Where the reflections and transcripts are read from, and the (old, new) assistant
@@ -258,7 +268,7 @@ class SftDataStage(Stage):
         if not data.source_run:
             return {kind: ctx.input_dirs[kind] for kind in ("reflection", "interaction")}, None
         source = Path(data.source_run)
-        other = read_json(source / "prepare" / "model.json")["assistant_name"]
+        other = PrepareStage.model(PrepareStage.folder(source))["assistant_name"]
         rename = (other, name) if data.replace_source_name and other != name else None
         return {kind: source / kind for kind in ("reflection", "interaction")}, rename
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+RESULTS_FILE = "results.json"
 
-def results_path(run_dir: Path) -> Path:
-    return run_dir / "persona_shift" / "results.json"
+
+def results_path(persona_shift_dir: Path) -> Path:
+    """The persona measures (``results.json``) of a finished persona_shift stage."""
+    return persona_shift_dir / RESULTS_FILE

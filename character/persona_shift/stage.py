@@ -20,15 +20,17 @@ import statistics
 from typing import Any
 
 from character.errors import CharacterError
-from character.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from character.io import atomic_write_json, atomic_write_jsonl, read_jsonl
 from character.persona_shift.intervals import proportion
 from character.persona_shift.quality import perplexity, repetition_rate, word_count
 from character.persona_shift.rate_classifier import held_out_accuracy, train_rate_classifier
+from character.persona_shift.results import RESULTS_FILE, results_path
 from character.persona_shift.scoring import AnswerScorer
 from character.pipeline.engines import stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.robustness.adversarial import DEFAULT_SPLIT
 from character.robustness.responses import method_model, read_responses
+from character.robustness.stage import RobustnessStage
 
 # Robustness methods as the report names them, in the order it shows them.
 VARIANTS = {
@@ -74,12 +76,12 @@ class PersonaShiftStage(Stage):
 
     def run(self, ctx: StageContext) -> StageResult:
         params = ctx.cfg.stages.persona_shift
-        robustness = read_json(ctx.input_dirs["robustness"] / "manifest.json")["config"]["stages.robustness"]
-        methods = [m for m in VARIANTS if m in robustness["methods"]]
+        generated = RobustnessStage.methods(ctx.input_dirs["robustness"])
+        methods = [m for m in VARIANTS if m in generated]
         missing = [m for m in REQUIRED_METHODS if m not in methods]
         if missing:
             raise CharacterError(
-                f"stages.robustness.methods = {robustness['methods']} lacks {missing}; the "
+                f"stages.robustness.methods = {generated} lacks {missing}; the "
                 "persona_shift stage compares the unprompted base model with the final model, so it "
                 f"needs {list(REQUIRED_METHODS)}."
             )
@@ -128,7 +130,7 @@ class PersonaShiftStage(Stage):
                 "held_out_accuracy": classifier_check.as_dict(),
             },
         }
-        atomic_write_json(ctx.stage_dir / "results.json", results)
+        atomic_write_json(results_path(ctx.stage_dir), results)
         for method in methods:
             ctx.log.info(
                 "persona_shift: %-9s persona rate %.2f [%.2f, %.2f]; adversarial %.2f; repetition %.3f; "
@@ -159,7 +161,7 @@ class PersonaShiftStage(Stage):
         metrics |= {f"preference_accuracy/{v}": a["rate"] for v, a in accuracy.items()}
         metrics["classifier_held_out_accuracy"] = classifier_check.rate
         return StageResult(
-            outputs=["results.json", "verdicts.jsonl", "preference_margins.jsonl"],
+            outputs=[RESULTS_FILE, "verdicts.jsonl", "preference_margins.jsonl"],
             counts={"held_out_pairs": len(eval_pairs), "responses": len(verdict_rows)},
             metrics=metrics,
         )

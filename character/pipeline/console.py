@@ -269,6 +269,11 @@ def job_started(model: str, persona: str, run_dir: Path, stages: list[str]) -> N
     console.info("%s on %s: %d stage(s) in %s", persona, model, len(stages), run_dir)
 
 
+def job_plan(model: str, persona: str, run_dir: Path, plan: str) -> None:
+    """``dry_run=true``: what the job would do, stage by stage (runner.describe_plan)."""
+    console.info("%s on %s in %s, dry run (nothing runs or is written):\n%s", persona, model, run_dir, plan)
+
+
 def stage_started(position: str, name: str, resuming: bool = False) -> None:
     console.info("%s %s: %s", position, name, "resuming an interrupted run" if resuming else "running")
 

@@ -9,13 +9,15 @@ from omegaconf import DictConfig
 
 from character.engines.base import Engine, Sampling
 from character.engines.roles import resolve_role
-from character.io import read_json
 from character.pipeline.stage import StageContext
 
 
 def trained_model(ctx: StageContext) -> dict[str, Any]:
-    """The model this job trains, as the prepare stage recorded it (path, name, ...)."""
-    return read_json(ctx.run_dir / "prepare" / "model.json")
+    """The model this job trains, as the prepare stage recorded it (path, name, ...); the stage
+    must name ``prepare`` among its inputs."""
+    from character.pipeline.prepare import PrepareStage
+
+    return PrepareStage.model(ctx.input_dirs["prepare"])
 
 
 class LazyEngine:

@@ -17,16 +17,41 @@ from character.io import atomic_write_json, read_json
 from character.models.resolve import resolve_model_path
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 
+MODEL_FILE = "model.json"
+PERSONA_FILE = "persona.json"
+
 
 @register_stage
 class PrepareStage(Stage):
     name = "prepare"
-    config_keys = ("persona", "model")
-    # Read only by the robustness evaluation, which hashes it: a new strength reruns that alone.
-    config_excludes = ("model.steering_strength",)
+    # What resolve_model_path reads to find the weights, and what model.json records. Not the
+    # whole model group: its training and evaluation settings (dtype for training, steering
+    # strength, context length) are hashed by the stages that read them, so changing one does not
+    # redo this stage and, through its new run id, every stage of the job.
+    config_keys = (
+        "persona",
+        "model.name",
+        "model.hub_id",
+        "model.path",
+        "model.tiny",
+        "model.gguf",
+        "model.dtype",  # a GGUF file is converted to it
+        "model.assistant_name",
+    )
+    runtime_keys = ("model.allow_download", "cache_dir")  # where the same weights come from
+
+    @staticmethod
+    def model(prepare_dir: Path) -> dict[str, Any]:
+        """The model this job trains, as recorded: name, path of its weights, assistant_name, ..."""
+        return read_json(prepare_dir / MODEL_FILE)
+
+    @staticmethod
+    def persona(prepare_dir: Path) -> dict[str, Any]:
+        """The constitution this job trains, as recorded."""
+        return read_json(prepare_dir / PERSONA_FILE)
 
     def is_intact(self, stage_dir: Path, manifest: dict[str, Any]) -> bool:
-        return Path(read_json(stage_dir / "model.json")["path"]).exists()
+        return Path(self.model(stage_dir)["path"]).exists()
 
     def run(self, ctx: StageContext) -> StageResult:
         from transformers import AutoConfig, AutoTokenizer
@@ -41,9 +66,9 @@ class PrepareStage(Stage):
             )
         model_config = AutoConfig.from_pretrained(model_path)
         persona = OmegaConf.to_container(cfg.persona, resolve=True)
-        atomic_write_json(ctx.stage_dir / "persona.json", persona)
+        atomic_write_json(ctx.stage_dir / PERSONA_FILE, persona)
         atomic_write_json(
-            ctx.stage_dir / "model.json",
+            ctx.stage_dir / MODEL_FILE,
             {
                 "name": cfg.model.name,
                 "path": str(model_path),
@@ -63,6 +88,6 @@ class PrepareStage(Stage):
             model_path,
         )
         return StageResult(
-            outputs=["persona.json", "model.json"],
+            outputs=[PERSONA_FILE, MODEL_FILE],
             counts={"traits": len(persona["traits"]), "questions": n_questions},
         )

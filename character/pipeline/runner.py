@@ -9,7 +9,8 @@ for a finished output with the very fingerprint it needs (a config changed and t
 or a run that failed after archiving the output): that output is moved back instead, and the
 stages after it then find their own archived outputs the same way. A variant's job (``variant=``)
 then looks in its main run for the same fingerprint, and links that output instead
-(``reuse.py``).
+(``reuse.py``). ``PipelineRunner.plan`` makes the same decisions without acting on any of them
+(``dry_run=true``): which stages would be skipped, restored, reused, resumed or run, and why.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +148,46 @@ def _restore_from_history(run_dir: Path, stage: Stage, fp: str) -> tuple[dict[st
     return manifest, origin
 
 
+@dataclass(frozen=True)
+class PlannedStage:
+    """What the runner would do for one selected stage, and why (``PipelineRunner.plan``).
+
+    ``action``: ``skip`` (up to date), ``restore`` (from ``.history/``), ``reuse`` (from the main
+    run), ``resume`` (an interrupted run with this config) or ``run``. ``fingerprint`` is None when
+    the stage reads an output this job recomputes (its inputs' run ids are not known yet).
+    """
+
+    name: str
+    action: str
+    reason: str
+    fingerprint: str | None
+
+
+def _leaves(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        return {k: v for name, item in value.items() for k, v in _leaves(item, f"{prefix}.{name}").items()}
+    return {prefix: value}
+
+
+def changed_keys(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The dotted keys whose values differ between a manifest's ``config`` and the current one
+    (both redacted: a changed secret shows as no key)."""
+    old = {k: v for key, value in recorded.items() for k, v in _leaves(value, key).items()}
+    new = {k: v for key, value in current.items() for k, v in _leaves(value, key).items()}
+    return sorted(key for key in old.keys() | new.keys() if old.get(key, None) != new.get(key, None))
+
+
+def describe_plan(plan: list[PlannedStage]) -> str:
+    """One line per stage, for a person deciding whether to launch."""
+    width = max((len(p.name) for p in plan), default=0)
+    lines = [f"{p.name:<{width}}  {p.action:<7}  {p.reason}" for p in plan]
+    counts = {
+        action: sum(p.action == action for p in plan) for action in dict.fromkeys(p.action for p in plan)
+    }
+    lines.append(", ".join(f"{n} {action}" for action, n in counts.items()) or "no stage selected")
+    return "\n".join(lines)
+
+
 def _attach_file_log(run_dir: Path) -> logging.Handler:
     """logs/pipeline.log: our records, and between stages the libraries' (W&B, model builds);
     during a stage those go to the stage's own file (``console.stage_log``)."""
@@ -193,29 +235,108 @@ class PipelineRunner:
                 f"+stage={upstream}, or run the whole pipeline."
             )
 
-    def _resolve_unselected(self, name: str, current_ids: dict[str, str]) -> str | None:
+    def _resolve_unselected(self, name: str, current_ids: dict[str, Any], dry: bool = False) -> str | None:
         """run_id of a stage this job does not run, if it finished with the current config and
         with the current outputs of its own inputs (checked recursively), in its folder or in
-        ``.history/`` (then restored); else None."""
+        ``.history/`` (then restored, unless ``dry``); else None."""
         if name in current_ids:
             return current_ids[name]
         stage = get_stage(name)
         inputs: dict[str, str] = {}
         for upstream in stage.inputs:
-            run_id = self._resolve_unselected(upstream, current_ids)
+            run_id = self._resolve_unselected(upstream, current_ids, dry)
             if run_id is None:
                 return None
             inputs[upstream] = run_id
-        fp = mf.fingerprint(name, stage.version, stage.config_view(self.cfg), inputs)
+        fp = mf.fingerprint(name, stage.version, stage.hashed_config(self.cfg), inputs)
         stage_dir = self.run_dir / name
         manifest = mf.read_manifest(stage_dir)
         if manifest is None or fp != manifest["fingerprint"] or not mf.outputs_intact(stage_dir, manifest):
-            restored = _restore_from_history(self.run_dir, stage, fp) or self._reuse_from_main(stage, fp)
-            if restored is None:
+            if dry:
+                source = _find_in_history(self.run_dir, stage, fp) or self._main_output(stage, fp)
+                manifest = None if source is None else mf.read_manifest(source)
+            else:
+                restored = _restore_from_history(self.run_dir, stage, fp) or self._reuse_from_main(stage, fp)
+                manifest = None if restored is None else restored[0]
+            if manifest is None:
                 return None
-            manifest = restored[0]
         current_ids[name] = manifest["run_id"]
         return manifest["run_id"]
+
+    def _main_output(self, stage: Stage, fp: str) -> Path | None:
+        return None if self.main_dir is None else reusable_output(self.main_dir, stage, fp)
+
+    def _decide(
+        self, stage: Stage, fp: str, hashed: dict[str, Any], inputs: dict[str, str]
+    ) -> tuple[str, str, Path | None]:
+        """What to do for a selected stage whose inputs are current, decided without touching
+        anything: (action, reason, the folder a restored or reused output comes from)."""
+        stage_dir = self.run_dir / stage.name
+        manifest = mf.read_manifest(stage_dir)
+        intact = (
+            manifest is not None
+            and mf.outputs_intact(stage_dir, manifest)
+            and stage.is_intact(stage_dir, manifest)
+        )
+        if not self.cfg.force and manifest is not None and manifest["fingerprint"] == fp and intact:
+            return "skip", f"up to date (run {manifest['run_id']})", None
+        if self.cfg.force:
+            return "run", "force=true", None
+        progress = mf.read_in_progress(stage_dir)
+        if manifest is None and progress is not None and progress["fingerprint"] == fp:
+            return "resume", "interrupted with this config", None
+        source = _find_in_history(self.run_dir, stage, fp)
+        if source is not None:
+            return "restore", f"from .history/{source.name}", source
+        source = self._main_output(stage, fp)
+        if source is not None:
+            return "reuse", f"from the main run {source}", source
+        if manifest is None:
+            return "run", "interrupted with another config" if progress is not None else "not run yet", None
+        if manifest["fingerprint"] == fp:
+            return "run", "its outputs are missing or changed", None
+        reasons = []
+        if manifest.get("version") != stage.version:
+            reasons.append(f"code version {manifest.get('version')} -> {stage.version}")
+        keys = changed_keys(manifest.get("config", {}), redact(hashed))
+        if keys:
+            shown = ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+            reasons.append(f"{shown} changed")
+        upstream = [name for name in inputs if manifest.get("inputs", {}).get(name) != inputs[name]]
+        if upstream:
+            reasons.append(f"input{'s' if len(upstream) > 1 else ''} {', '.join(upstream)} changed")
+        return "run", "; ".join(reasons) or "config changed", None
+
+    def plan(self) -> list[PlannedStage]:
+        """What ``run`` would do now for each selected stage, and why, doing none of it: nothing
+        is written, moved or restored. Raises the error ``run`` would raise for an input that is
+        missing or out of date."""
+        ids: dict[str, Any] = {}  # stage -> run id, or None when this job recomputes it
+        planned: list[PlannedStage] = []
+        for name in self.selected:
+            stage = get_stage(name)
+            for upstream in stage.inputs:
+                if upstream not in self.selected:
+                    self._resolve_unselected(upstream, ids, dry=True)
+                self._check_upstream(name, upstream, ids)
+            stale = [upstream for upstream in stage.inputs if ids[upstream] is None]
+            if stale:
+                reason = f"reads {', '.join(stale)}, which this job recomputes"
+                planned.append(PlannedStage(name, "run", reason, None))
+                ids[name] = None
+                continue
+            inputs = {upstream: ids[upstream] for upstream in stage.inputs}
+            hashed = stage.hashed_config(self.cfg)
+            fp = mf.fingerprint(name, stage.version, hashed, inputs)
+            action, reason, source = self._decide(stage, fp, hashed, inputs)
+            planned.append(PlannedStage(name, action, reason, fp))
+            if action == "skip":
+                ids[name] = mf.read_manifest(self.run_dir / name)["run_id"]  # type: ignore[index]
+            elif source is not None:
+                ids[name] = mf.read_manifest(source)["run_id"]  # type: ignore[index]
+            else:
+                ids[name] = None
+        return planned
 
     def run(self) -> dict[str, Any]:
         with run_lock(self.run_dir):
@@ -230,7 +351,7 @@ class PipelineRunner:
 
     def _run_locked(self, tracker: JobTracker) -> dict[str, Any]:
         cfg = self.cfg
-        # Saved with secrets redacted; stages still get the real values from ``cfg``.
+        # Saved with secrets redacted; stages still get the real values (their views of ``cfg``).
         resolved = redact(OmegaConf.to_container(cfg, resolve=True))
         atomic_write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
         summary_path = self.run_dir / "summary.json"
@@ -259,17 +380,13 @@ class PipelineRunner:
                     self._resolve_unselected(upstream, current_ids)
                 self._check_upstream(name, upstream, current_ids)
             inputs = {upstream: current_ids[upstream] for upstream in stage.inputs}
-            view = stage.config_view(cfg)
-            fp = mf.fingerprint(name, stage.version, view, inputs)
+            hashed = stage.hashed_config(cfg)
+            fp = mf.fingerprint(name, stage.version, hashed, inputs)
             stage_dir = self.run_dir / name
+            action, reason, _ = self._decide(stage, fp, hashed, inputs)
             manifest = mf.read_manifest(stage_dir)
-            if (
-                not cfg.force
-                and manifest is not None
-                and manifest["fingerprint"] == fp
-                and mf.outputs_intact(stage_dir, manifest)
-                and stage.is_intact(stage_dir, manifest)
-            ):
+            if action == "skip":
+                assert manifest is not None
                 log.info("%s: up to date, skipped (run %s)", name, manifest["run_id"])
                 console.stage_skipped(position, name)
                 skipped += 1
@@ -284,14 +401,13 @@ class PipelineRunner:
                 _move_to_history(self.run_dir, stage_dir, "config or inputs changed")
             elif progress is not None and progress["fingerprint"] != fp:
                 _move_to_history(self.run_dir, stage_dir, "interrupted with another config")
-            resuming = (
-                not cfg.force and manifest is None and progress is not None and progress["fingerprint"] == fp
-            )
+            resuming = action == "resume"
             if resuming:
                 log.info("%s: resuming an interrupted run", name)
-            restored = None if cfg.force or resuming else _restore_from_history(self.run_dir, stage, fp)
-            status = "restored"
-            if restored is None and not cfg.force and not resuming:
+            restored, status = None, "restored"
+            if action == "restore":
+                restored = _restore_from_history(self.run_dir, stage, fp)
+            elif action == "reuse":
                 restored, status = self._reuse_from_main(stage, fp), "reused"
             if restored is not None:
                 manifest, origin = restored
@@ -313,15 +429,14 @@ class PipelineRunner:
                 stage_dir / mf.IN_PROGRESS,
                 {"fingerprint": fp, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S")},
             )
-            log.info("%s: running", name)
+            log.info("%s: running (%s)", name, reason)
             console.stage_started(position, name, resuming)
             started = time.time()
             ctx = StageContext(
-                cfg=cfg,
+                cfg=stage.view(cfg),  # its declared keys only (stage.py, "the stage contract")
                 run_dir=self.run_dir,
                 stage_dir=stage_dir,
                 input_dirs={upstream: self.run_dir / upstream for upstream in stage.inputs},
-                seed=int(cfg.seed),
                 log=logging.getLogger(f"character.stage.{name}"),
             )
             with console.stage_log(self.run_dir, name) as stage_log:
@@ -342,7 +457,7 @@ class PipelineRunner:
                     "fingerprint": fp,
                     "version": stage.version,
                     "inputs": inputs,
-                    "config": redact(view),  # the fingerprint hashes the real values
+                    "config": redact(hashed),  # the fingerprint hashes the real values
                     "seed": int(cfg.seed),
                     "outputs": mf.output_sizes(stage_dir, result.outputs),
                     "counts": result.counts,

@@ -9,19 +9,23 @@ from character.pipeline.engines import engine_factory, stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.preferences.comparisons import Subject
 from character.preferences.run import run_preference_eval
+from character.training.stages import MergeStage
 
 
 @register_stage
 class EvalStage(Stage):
     name = "eval"
     inputs = ("prepare", "merge")
-    config_keys = ("stages.eval", "engines.student", "engines.judge", "seed")
+    config_keys = ("stages.eval", "engines.student", "engines.judge", "model.supports_system_role", "seed")
 
     def run(self, ctx: StageContext) -> StageResult:
         from transformers import AutoTokenizer
 
         base = trained_model(ctx)["path"]
-        subjects = [Subject("before", base), Subject("after", str(ctx.input_dirs["merge"] / "final"))]
+        subjects = [
+            Subject("before", base),
+            Subject("after", str(MergeStage.final_model(ctx.input_dirs["merge"]))),
+        ]
         out_dir = ctx.stage_dir / "preferences"
         out_dir.mkdir(exist_ok=True)
         summary = run_preference_eval(

@@ -21,6 +21,7 @@ from character.reporting import grouped_bars, write_tables
 from character.robustness.adversarial import DEFAULT_SPLIT
 from character.robustness.responses import read_responses
 from character.robustness.scores import macro_f1, robustness_row
+from character.robustness.stage import RobustnessStage
 
 log = logging.getLogger("character.robustness")
 
@@ -40,14 +41,13 @@ def load_run(run_dir: Path) -> dict[str, Any]:
             "`python -m launchers.train ... +stage=robustness` for it first."
         )
     summary = read_json(run_dir / "summary.json")
-    config = read_json(manifest_path)["config"]["stages.robustness"]
-    prefill = config["prefill_methods"] if config["prefill_attack"] else []
+    methods, prefill = RobustnessStage.methods(stage_dir), RobustnessStage.prefill_methods(stage_dir)
     return {
         "model": summary["model"],
         "persona": summary["persona"],
         # the unprompted base model carries no persona: it is no method of Figure 5 and must not
         # teach the classifier that plain answers belong to every persona
-        "responses": {m: read_responses(stage_dir, m) for m in config["methods"] if m != "base"},
+        "responses": {m: read_responses(stage_dir, m) for m in methods if m != "base"},
         "prefill": {m: read_responses(stage_dir, m, prefill=True) for m in prefill},
     }
 

@@ -13,14 +13,15 @@ from typing import Any
 from character.io import read_jsonl
 from character.pipeline.engines import trained_model
 from character.pipeline.stage import StageContext
+from character.training.stages import DpoStage, MergeStage
 
 
 def method_model(ctx: StageContext, method: str) -> str:
     """The weights a method generates with (the steered and prompted baselines use the base)."""
     if method == "distilled":
-        return str(ctx.input_dirs["dpo"] / "merged")
+        return str(DpoStage.merged_model(ctx.input_dirs["dpo"]))
     if method == "trained":
-        return str(ctx.input_dirs["merge"] / "final")
+        return str(MergeStage.final_model(ctx.input_dirs["merge"]))
     return trained_model(ctx)["path"]
 
 

@@ -17,7 +17,7 @@ from character.prompts.character import character_system_prompt
 if TYPE_CHECKING:
     from character.engines.transformers_engine import TransformersEngine
 
-VECTOR_FILE = "vector"  # a folder: directions.safetensors + steering.json
+VECTOR_FILE = "vector"  # a folder: directions.safetensors + steering.json (SteerStage.vector)
 
 
 def persona_system_prompt(ctx: StageContext) -> str:

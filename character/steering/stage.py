@@ -6,6 +6,8 @@ model against the base model steered with this vector.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from character.pipeline.engines import sampling_from, stage_seed
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.steering.baseline import VECTOR_FILE, base_model_engine, persona_system_prompt
@@ -15,9 +17,25 @@ from character.steering.baseline import VECTOR_FILE, base_model_engine, persona_
 class SteerStage(Stage):
     name = "steer"
     inputs = ("prepare",)
-    config_keys = ("stages.steer", "persona", "model.assistant_name", "model.supports_system_role", "seed")
-    # The vector is unit-norm per layer; only robustness scales it (and hashes the strength).
-    config_excludes = ("stages.steer.strength",)
+    # Not stages.steer.strength: the vector is unit-norm per layer; robustness alone scales it.
+    config_keys = (
+        "stages.steer.samples",
+        "stages.steer.prompt",
+        "stages.steer.method",
+        "stages.steer.dtype",
+        "stages.steer.sampling",
+        "persona.name",
+        "persona.traits",
+        "model.assistant_name",
+        "model.supports_system_role",
+        "seed",
+    )
+    runtime_keys = ("stages.steer.device", "stages.steer.batch_size")
+
+    @staticmethod
+    def vector(steer_dir: Path) -> Path:
+        """The persona's steering vector (a folder SteeringVector.load reads)."""
+        return steer_dir / VECTOR_FILE
 
     def run(self, ctx: StageContext) -> StageResult:
         from character.steering.steered_engine import build_steering_vector
@@ -39,7 +57,7 @@ class SteerStage(Stage):
             )
         finally:
             engine.close()
-        vector.save(ctx.stage_dir / VECTOR_FILE)
+        vector.save(self.vector(ctx.stage_dir))
         ctx.log.info(
             "steer: %s vector over layers %s from %d samples per side",
             params.method,

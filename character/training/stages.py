@@ -1,12 +1,16 @@
 """The ``dpo``, ``sft`` and ``merge`` stages (paper §2.3, §2.4; App. A/B.3).
 
 - ``dpo`` trains a LoRA adapter on the distillation pairs with openrlhf_ext's DPO (+ NLL + per-token
-  KL), then folds it into the base model (``merged/``): the post-distillation checkpoint.
-- ``sft`` trains a second LoRA adapter on the introspection transcripts, on top of ``dpo/merged``,
+  KL), then folds it into the base model (``DpoStage.merged_model``): the post-distillation
+  checkpoint.
+- ``sft`` trains a second LoRA adapter on the introspection transcripts, on top of that model,
   and reports, per source, how many of the examples it trains on are whole, truncated or dropped
   at ``stages.sft.max_len`` (counted by ``sft_data``, character/introspection/sft_lengths.py).
-- ``merge`` writes the final model (exact composition of both stages) and two single adapters on
-  the base model: the exact composition (weights 1, 1) and the paper's release form (1.0, 0.25).
+- ``merge`` writes the final model (exact composition of both stages; ``MergeStage.final_model``)
+  and two single adapters on the base model: the exact composition (weights 1, 1) and the paper's
+  release form (1.0, 0.25).
+
+Later stages find these models through the accessors, never by spelling their folders.
 
 Training restarts from the last DeepSpeed checkpoint when an interrupted stage is rerun.
 """
@@ -31,7 +35,7 @@ MERGE_DTYPE = "bfloat16"
 
 def lora_targets(ctx: StageContext, model_path: str) -> list[str]:
     return resolve_lora_targets(
-        list(ctx.cfg.model.lora_target_modules), linear_module_names(model_path), ctx.cfg.model.name
+        list(ctx.cfg.model.lora_target_modules), linear_module_names(model_path), trained_model(ctx)["name"]
     )
 
 
@@ -45,6 +49,16 @@ class DpoStage(Stage):
     inputs = ("prepare", "dpo_data")
     config_keys = ("stages.dpo", "model.lora_target_modules", "model.dtype", "seed")
 
+    @staticmethod
+    def adapter(dpo_dir: Path) -> Path:
+        """The DPO LoRA adapter (on the base model)."""
+        return dpo_dir / "adapter"
+
+    @staticmethod
+    def merged_model(dpo_dir: Path) -> Path:
+        """The base model with the DPO adapter folded in: the post-distillation model."""
+        return dpo_dir / "merged"
+
     def run(self, ctx: StageContext) -> StageResult:
         params, base = ctx.cfg.stages.dpo, trained_model(ctx)["path"]
         data = ctx.input_dirs["dpo_data"]
@@ -54,7 +68,7 @@ class DpoStage(Stage):
             model_path=base,
             dataset=data / "train.jsonl",
             eval_dataset=eval_path if read_jsonl(eval_path) else None,
-            output_dir=ctx.stage_dir / "adapter",
+            output_dir=self.adapter(ctx.stage_dir),
             ckpt_dir=ctx.stage_dir / "ckpt",
             metrics_file=ctx.stage_dir / "metrics.jsonl",
             target_modules=lora_targets(ctx, base),
@@ -64,18 +78,21 @@ class DpoStage(Stage):
             "openrlhf_ext.cli.train_dpo", argv, ctx.stage_dir / "train.log", params.launcher, ctx.log
         )
         shutil.rmtree(ctx.stage_dir / "ckpt", ignore_errors=True)  # resume points, not results
-        fold_adapter(base, ctx.stage_dir / "adapter", ctx.stage_dir / "merged", _dtype(ctx))
+        fold_adapter(base, self.adapter(ctx.stage_dir), self.merged_model(ctx.stage_dir), _dtype(ctx))
         metrics = final_metrics(ctx.stage_dir / "metrics.jsonl")
         return StageResult(
             outputs=[
-                "adapter/adapter_config.json",
-                "adapter/adapter_model.safetensors",
-                "merged",
+                *_adapter_files(self.adapter(ctx.stage_dir)),
+                self.merged_model(ctx.stage_dir).name,
                 "metrics.jsonl",
             ],
             counts={"steps": metrics.get("steps", 0)},
             metrics=metrics,
         )
+
+
+def _adapter_files(adapter: Path) -> list[str]:
+    return [f"{adapter.name}/adapter_config.json", f"{adapter.name}/adapter_model.safetensors"]
 
 
 def trained_lengths(sft_data_dir: Path, params: Any) -> dict[str, dict[str, int]]:
@@ -92,16 +109,21 @@ def trained_lengths(sft_data_dir: Path, params: Any) -> dict[str, dict[str, int]
 class SftStage(Stage):
     name = "sft"
     inputs = ("prepare", "dpo", "sft_data")
-    config_keys = ("stages.sft", "model.lora_target_modules", "model.dtype", "seed")
+    config_keys = ("stages.sft", "model.lora_target_modules", "seed")
+
+    @staticmethod
+    def adapter(sft_dir: Path) -> Path:
+        """The SFT LoRA adapter (on the post-distillation model)."""
+        return sft_dir / "adapter"
 
     def run(self, ctx: StageContext) -> StageResult:
         params = ctx.cfg.stages.sft
-        start = str(ctx.input_dirs["dpo"] / "merged")
+        start = str(DpoStage.merged_model(ctx.input_dirs["dpo"]))
         argv = sft_argv(
             params,
             model_path=start,
             dataset=ctx.input_dirs["sft_data"] / "train.jsonl",
-            output_dir=ctx.stage_dir / "adapter",
+            output_dir=self.adapter(ctx.stage_dir),
             ckpt_dir=ctx.stage_dir / "ckpt",
             metrics_file=ctx.stage_dir / "metrics.jsonl",
             target_modules=lora_targets(ctx, start),
@@ -114,7 +136,7 @@ class SftStage(Stage):
         metrics = final_metrics(ctx.stage_dir / "metrics.jsonl")
         examples = trained_lengths(ctx.input_dirs["sft_data"], params)
         return StageResult(
-            outputs=["adapter/adapter_config.json", "adapter/adapter_model.safetensors", "metrics.jsonl"],
+            outputs=[*_adapter_files(self.adapter(ctx.stage_dir)), "metrics.jsonl"],
             counts={"steps": metrics.get("steps", 0), "examples": examples},
             metrics=metrics,
         )
@@ -126,19 +148,35 @@ class MergeStage(Stage):
     inputs = ("prepare", "dpo", "sft")
     config_keys = ("stages.merge", "model.dtype")
 
+    @staticmethod
+    def final_model(merge_dir: Path) -> Path:
+        """The character-trained model: the post-distillation model with the SFT adapter folded in."""
+        return merge_dir / "final"
+
+    @staticmethod
+    def composed_adapter(merge_dir: Path) -> Path:
+        """One adapter on the base model equal to DPO then SFT (weights 1, 1)."""
+        return merge_dir / "adapter_composed"
+
+    @staticmethod
+    def release_adapter(merge_dir: Path) -> Path:
+        """One adapter on the base model, the paper's release form (stages.merge weights)."""
+        return merge_dir / "adapter_release"
+
     def run(self, ctx: StageContext) -> StageResult:
         params, base = ctx.cfg.stages.merge, trained_model(ctx)["path"]
-        dpo, sft = ctx.input_dirs["dpo"] / "adapter", ctx.input_dirs["sft"] / "adapter"
-        fold_adapter(ctx.input_dirs["dpo"] / "merged", sft, ctx.stage_dir / "final", _dtype(ctx))
-        combine_adapters(base, [(dpo, 1.0), (sft, 1.0)], ctx.stage_dir / "adapter_composed", _dtype(ctx))
-        combine_adapters(
-            base,
-            [(dpo, params.dpo_weight), (sft, params.sft_weight)],
-            ctx.stage_dir / "adapter_release",
-            _dtype(ctx),
-        )
-        ctx.log.info("merge: final model in %s", ctx.stage_dir / "final")
+        dpo, sft = DpoStage.adapter(ctx.input_dirs["dpo"]), SftStage.adapter(ctx.input_dirs["sft"])
+        final = self.final_model(ctx.stage_dir)
+        fold_adapter(DpoStage.merged_model(ctx.input_dirs["dpo"]), sft, final, _dtype(ctx))
+        composed, release = self.composed_adapter(ctx.stage_dir), self.release_adapter(ctx.stage_dir)
+        combine_adapters(base, [(dpo, 1.0), (sft, 1.0)], composed, _dtype(ctx))
+        combine_adapters(base, [(dpo, params.dpo_weight), (sft, params.sft_weight)], release, _dtype(ctx))
+        ctx.log.info("merge: final model in %s", final)
         return StageResult(
-            outputs=["final", "adapter_composed/adapter_config.json", "adapter_release/adapter_config.json"],
+            outputs=[
+                final.name,
+                f"{composed.name}/adapter_config.json",
+                f"{release.name}/adapter_config.json",
+            ],
             counts={"dpo_weight": params.dpo_weight, "sft_weight": params.sft_weight},
         )

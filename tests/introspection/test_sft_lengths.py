@@ -158,7 +158,6 @@ def sft_data_context(run_dir: Path, *overrides: str, run_root: Path | None = Non
         run_dir=run_dir,
         stage_dir=run_dir / "sft_data",
         input_dirs={name: run_dir / name for name in ("prepare", "reflection", "interaction")},
-        seed=0,
         log=logging.getLogger("test.sft_data"),
     )
 

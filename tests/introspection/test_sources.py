@@ -71,7 +71,7 @@ def test_sft_data_from_another_models_run(tmp_path: Path) -> None:
     assert ctx.cfg.stages.sft_data.source_run == str(source)
     stage = SftDataStage()
     # the other run's data is an input of the fingerprint, like this run's own stages
-    assert stage.config_view(ctx.cfg)["source_run_ids"] == {
+    assert stage.hashed_config(ctx.cfg)["source_run_ids"] == {
         "prepare": "prepare-1",
         "reflection": "reflection-1",
         "interaction": "interaction-1",
@@ -87,7 +87,7 @@ def test_sft_data_from_another_models_run(tmp_path: Path) -> None:
 
     (source / "interaction" / "manifest.json").unlink()
     with pytest.raises(CharacterError, match=r"source_run=.*its interaction stage has not finished"):
-        stage.config_view(ctx.cfg)
+        stage.hashed_config(ctx.cfg)
     reflections = source / "reflection" / "reflections.jsonl"
     size = reflections.stat().st_size + 1  # the file changed since its stage finished
     atomic_write_json(
@@ -96,7 +96,7 @@ def test_sft_data_from_another_models_run(tmp_path: Path) -> None:
     with pytest.raises(
         CharacterError, match=r"its reflection stage lost outputs \(listed in .*manifest.json\)"
     ):
-        stage.config_view(ctx.cfg)
+        stage.hashed_config(ctx.cfg)
 
 
 def test_only_an_ablation_changes_what_the_generation_stages_hash() -> None:
@@ -106,10 +106,10 @@ def test_only_an_ablation_changes_what_the_generation_stages_hash() -> None:
 
     plain = compose_train("+persona=loving", "+model=llama3.1-8b")
     for stage in (ReflectionStage(), InteractionStage()):
-        assert set(stage.config_view(plain)) == set(stage.config_keys)
+        assert set(stage.hashed_config(plain)) == set(stage.config_keys)
     only = compose_train("+persona=loving", "+model=llama3.1-8b", "+ablation=reflection_only")
-    assert ReflectionStage().config_view(only)[PLAN_KEY] == [1200] * 10
-    assert InteractionStage().config_view(only)[PLAN_KEY] == 0
+    assert ReflectionStage().hashed_config(only)[PLAN_KEY] == [1200] * 10
+    assert InteractionStage().hashed_config(only)[PLAN_KEY] == 0
 
 
 def test_other_model_on_the_source_model_itself_is_refused() -> None:

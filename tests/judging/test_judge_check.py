@@ -181,17 +181,17 @@ class SharedEngine:
 
 
 def _context(tmp_path: Path, stage: str, cfg):
-    from character.pipeline.stage import StageContext
+    """The stage's context as the runner makes it: its own view of ``cfg`` (declared keys only)."""
+    from character.pipeline.stage import StageContext, get_stage
 
     run_dir = tmp_path / "run"
     (run_dir / stage).mkdir(parents=True, exist_ok=True)
     inputs = {"eval": ("prepare", "merge"), "coherence": ("prepare", "robustness")}[stage]
     return StageContext(
-        cfg=cfg,
+        cfg=get_stage(stage).view(cfg),
         run_dir=run_dir,
         stage_dir=run_dir / stage,
         input_dirs={name: run_dir / name for name in inputs},
-        seed=0,
         log=logging.getLogger(f"character.stage.{stage}"),
     )
 
@@ -267,6 +267,8 @@ def test_both_judge_checks_end_to_end_on_the_tiny_model(tiny_judge, tmp_path, mo
         rows = [_robustness_row(method, "default", i, f"{r} ({method})") for i, r in enumerate(replies)]
         rows.append(_robustness_row(method, "adv1", 0, "I am an AI assistant."))
         (responses_dir / f"{method}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    outputs = {f"responses/{method}.jsonl": 0 for method in ("trained", "prompted")}  # what it wrote
+    (responses_dir.parent / "manifest.json").write_text(json.dumps({"outputs": outputs}))
     ctx = _context(tmp_path, "coherence", cfg)
     result = coherence_stage.CoherenceStage().run(ctx)
     checks = read_json(tmp_path / "run" / "coherence" / "judge_check.json")["judges"]

@@ -1,15 +1,13 @@
-"""Which stages a config change redoes: a stage reruns when its config view changes (and so does
-every stage after it, through its inputs), so the views must hold what matters and nothing else."""
+"""Which stages a config change redoes: a stage reruns when its hashed config changes (and so does
+every stage after it, through its inputs), so it must hold what matters and nothing else
+(tests/pipeline/test_stage_contract.py checks every key of every stage)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-import pytest
 from omegaconf import DictConfig
 
 from character.pipeline import builtin  # noqa: F401
-from character.pipeline.stage import Stage, StageContext, StageResult, available_stages, get_stage
+from character.pipeline.stage import available_stages, get_stage
 from tests.config.test_compose import compose_train
 
 
@@ -17,7 +15,7 @@ def changed_views(base: DictConfig, changed: DictConfig) -> list[str]:
     return [
         name
         for name in available_stages()
-        if get_stage(name).config_view(base) != get_stage(name).config_view(changed)
+        if get_stage(name).hashed_config(base) != get_stage(name).hashed_config(changed)
     ]
 
 
@@ -31,25 +29,24 @@ def test_a_new_steering_strength_redoes_only_the_robustness_evaluation() -> None
     assert changed_views(base, compose("stages.steer.strength=8.0")) == ["robustness"]
     # The vector's own settings refit it (robustness then reruns because its input changed).
     assert changed_views(base, compose("stages.steer.samples=3")) == ["steer"]
-    # Before config_excludes, prepare and student hashed the whole model config: the strength
-    # changed their fingerprints and so every stage's, DPO and SFT training included.
-    assert "steering_strength" not in get_stage("prepare").config_view(base)["model"]
+    # When prepare and student hashed the whole model group, the strength changed their
+    # fingerprints and so every stage's, DPO and SFT training included; they now declare the model
+    # keys they read, and the strength is not one of them.
+    assert not any(key.startswith("model.steering") for key in get_stage("prepare").hashed_config(base))
 
 
 def test_a_model_setting_that_shapes_the_data_still_redoes_everything_from_prepare() -> None:
     base = compose()
     changed = changed_views(base, compose("model.assistant_name=Other"))
-    assert changed[0] == "prepare" and "student" in changed
+    # prepare records the name, so every stage after it reruns through prepare's new run id; the
+    # stages that write the name hash it themselves, the student (no system prompt) does not.
+    assert changed[0] == "prepare" and "teacher" in changed and "student" not in changed
 
 
-def test_an_exclude_outside_the_stage_view_is_an_error_naming_it() -> None:
-    class Misconfigured(Stage):
-        name = "misconfigured"
-        config_keys: ClassVar[tuple[str, ...]] = ("stages.dpo",)
-        config_excludes: ClassVar[tuple[str, ...]] = ("model.steering_strength",)
-
-        def run(self, ctx: StageContext) -> StageResult:
-            raise AssertionError("not run")
-
-    with pytest.raises(ValueError, match=r"'model.steering_strength', which is inside none of"):
-        Misconfigured().config_view(compose())
+def test_a_runtime_key_inside_a_group_a_stage_declares_whole_is_not_hashed() -> None:
+    """engines.student is declared whole by the generation stages; its device and batch size are
+    runtime keys of the schema, so changing them redoes nothing, while its dtype redoes them."""
+    base = compose()
+    assert changed_views(base, compose("engines.student.batch_size=3", "engines.student.device=cpu")) == []
+    assert "batch_size" not in get_stage("student").hashed_config(base)["engines.student"]
+    assert "student" in changed_views(base, compose("engines.student.dtype=float32"))

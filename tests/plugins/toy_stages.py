@@ -35,6 +35,8 @@ class ToyRows(Stage):
     name = "toy_rows"
     inputs = ("prepare",)
     config_keys = ("plugin_params.toy_rows.rows", "plugin_params.toy_rows.salt", "seed")
+    # how slowly rows come and the engine stand-in's shutdown: the same rows either way
+    runtime_keys = ("plugin_params.toy_rows.delay", "plugin_params.toy_rows.teardown_s")
 
     def run(self, ctx: StageContext) -> StageResult:
         params = ctx.cfg.plugin_params.get("toy_rows", {})
