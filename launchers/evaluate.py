@@ -15,6 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from character.config.schema import register_schemas
+from character.config.validate import validate_evaluate_config
 from character.engines.roles import resolve_role
 from character.errors import CharacterError, exit_on_user_error
 from character.pipeline.engines import LazyEngine
@@ -28,6 +29,7 @@ log = logging.getLogger("character.evaluate")
 def evaluate(cfg: DictConfig) -> dict:
     from transformers import AutoTokenizer
 
+    validate_evaluate_config(cfg)  # the checks of launchers.train, before out_dir is created
     if not cfg.engines.judge.model:
         raise CharacterError(
             "engines.judge.model is not set: name the judge model (a path, hub id or served name)."

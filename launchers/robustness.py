@@ -15,6 +15,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from character.config.schema import register_schemas
+from character.config.validate import validate_robustness_config
 from character.errors import exit_on_user_error
 from character.robustness.report import find_runs, run_robustness_report
 from character.tracking.settings import RunSettings, resolve_mode, wandb_dir
@@ -25,6 +26,7 @@ log = logging.getLogger("character.robustness")
 
 
 def robustness(cfg: DictConfig) -> dict:
+    validate_robustness_config(cfg)  # the checks of launchers.train, before anything is written
     run_dirs = [Path(p) for p in cfg.runs] or find_runs(Path(cfg.run_root))
     report = run_robustness_report(run_dirs, cfg.classifier, Path(cfg.out_dir), int(cfg.seed))
     log_to_wandb(cfg, report)

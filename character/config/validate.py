@@ -21,7 +21,7 @@ from character.config.locations import (
     writable_folder_problem,
 )
 from character.config.provenance import option_source, value_source
-from character.config.schema import TrainConfig
+from character.config.schema import EvaluateConfig, RobustnessReportConfig, TrainConfig
 from character.errors import CharacterError
 from character.pipeline.run_dirs import job_run_dir, main_run_dir
 
@@ -128,6 +128,32 @@ def value_problems(cfg: DictConfig) -> list[Problem]:
     if where is not None:
         problems.append(Problem("run_root", cfg.run_root, where))
     return problems
+
+
+def validate_evaluate_config(cfg: DictConfig) -> None:
+    """``launchers.evaluate``'s checks before it creates ``out_dir``: the same value checks as a
+    training job's, on its own schema, its engines, and a writable ``out_dir``."""
+    problems = field_problems(EvaluateConfig, cfg)
+    for role in ("student", "judge"):
+        problems += _engine_problems(f"engines.{role}", cfg.engines[role])
+    problems += _out_dir_problems(cfg)
+    if problems:
+        raise CharacterError(describe_problems(problems))
+
+
+def validate_robustness_config(cfg: DictConfig) -> None:
+    """``launchers.robustness``'s checks before it writes anything: values (the classifier's
+    included) and a writable ``out_dir``."""
+    problems = field_problems(RobustnessReportConfig, cfg) + _out_dir_problems(cfg)
+    if problems:
+        raise CharacterError(describe_problems(problems))
+
+
+def _out_dir_problems(cfg: DictConfig) -> list[Problem]:
+    if OmegaConf.is_missing(cfg, "out_dir"):
+        return [Problem("out_dir", "???", "a folder to write the results into, e.g. out_dir=evals/loving")]
+    where = writable_folder_problem(Path(str(cfg.out_dir)))
+    return [] if where is None else [Problem("out_dir", cfg.out_dir, where)]
 
 
 def _engine_problems(key: str, engine: DictConfig) -> list[Problem]:
