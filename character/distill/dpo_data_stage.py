@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 
 from character.distill.responses import ends_with_punctuation, replace_name, trim_to_last_sentence
 from character.distill.teacher import teacher_name
@@ -81,6 +82,16 @@ class DpoDataStage(Stage):
     config_keys = ("stages.dpo_data", "stages.teacher.assistant_name", "model.assistant_name", "seed")
     version = 2  # held-out split by prompt
 
+    @staticmethod
+    def train_pairs(dpo_data_dir: Path) -> Path:
+        """The training pairs (JSONL, OpenRLHF's chosen/rejected chats)."""
+        return dpo_data_dir / "train.jsonl"
+
+    @staticmethod
+    def held_out_pairs(dpo_data_dir: Path) -> Path:
+        """The held-out pairs: DPO's evaluation set and the persona stage's preference accuracy."""
+        return dpo_data_dir / "eval.jsonl"
+
     def run(self, ctx: StageContext) -> StageResult:
         from transformers import AutoTokenizer
 
@@ -124,8 +135,8 @@ class DpoDataStage(Stage):
         train, held_out = split_by_prompt(pairs, params.eval_fraction, stage_seed(ctx.seed, self.name))
         n_eval = len(held_out)
         pairs = held_out + train
-        atomic_write_jsonl(ctx.stage_dir / "eval.jsonl", pairs[:n_eval])
-        atomic_write_jsonl(ctx.stage_dir / "train.jsonl", pairs[n_eval:])
+        atomic_write_jsonl(self.held_out_pairs(ctx.stage_dir), pairs[:n_eval])
+        atomic_write_jsonl(self.train_pairs(ctx.stage_dir), pairs[n_eval:])
         atomic_write_jsonl(ctx.stage_dir / "dropped.jsonl", dropped)
         ctx.log.info(
             "dpo_data: %d of %d pairs kept (%d train, %d eval); dropped: %s",
@@ -136,7 +147,11 @@ class DpoDataStage(Stage):
             summary,
         )
         return StageResult(
-            outputs=["train.jsonl", "eval.jsonl", "dropped.jsonl"],
+            outputs=[
+                self.train_pairs(ctx.stage_dir).name,
+                self.held_out_pairs(ctx.stage_dir).name,
+                "dropped.jsonl",
+            ],
             counts={
                 "pairs_in": len(chosen_rows),
                 "kept": len(pairs),

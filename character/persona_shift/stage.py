@@ -19,6 +19,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from character.distill.dpo_data_stage import DpoDataStage
 from character.errors import CharacterError
 from character.io import atomic_write_json, atomic_write_jsonl, read_jsonl
 from character.persona_shift.intervals import proportion
@@ -87,8 +88,8 @@ class PersonaShiftStage(Stage):
             )
         seed = stage_seed(ctx.seed, self.name)
         data_dir = ctx.input_dirs["dpo_data"]
-        train_pairs = read_jsonl(data_dir / "train.jsonl")
-        eval_pairs = read_jsonl(data_dir / "eval.jsonl")[: int(params.max_pairs)]
+        train_pairs = read_jsonl(DpoDataStage.train_pairs(data_dir))
+        eval_pairs = read_jsonl(DpoDataStage.held_out_pairs(data_dir))[: int(params.max_pairs)]
         classifier = train_rate_classifier(
             [_answer(p)[0] for p in train_pairs], [_answer(p)[1] for p in train_pairs], seed
         )

@@ -19,14 +19,14 @@ MANIFEST = "manifest.json"
 IN_PROGRESS = ".in_progress.json"
 
 
-def fingerprint(stage_name: str, version: int, config_view: dict[str, Any], inputs: dict[str, str]) -> str:
+def fingerprint(stage_name: str, version: int, hashed_config: dict[str, Any], inputs: dict[str, str]) -> str:
     """Hash of everything that determines a stage's output.
 
     ``inputs`` maps each upstream stage to the ``run_id`` of the output it read, so a rerun of an
     upstream stage makes every stage after it stale, even when its config did not change.
     """
     payload = json.dumps(
-        {"stage": stage_name, "version": version, "config": config_view, "inputs": inputs},
+        {"stage": stage_name, "version": version, "config": hashed_config, "inputs": inputs},
         sort_keys=True,
         default=str,
     )

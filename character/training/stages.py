@@ -21,6 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from character.distill.dpo_data_stage import DpoDataStage
 from character.introspection.sft_lengths import LengthVerdict, tally
 from character.io import read_jsonl
 from character.pipeline.engines import stage_seed, trained_model
@@ -62,11 +63,11 @@ class DpoStage(Stage):
     def run(self, ctx: StageContext) -> StageResult:
         params, base = ctx.cfg.stages.dpo, trained_model(ctx)["path"]
         data = ctx.input_dirs["dpo_data"]
-        eval_path = data / "eval.jsonl"
+        eval_path = DpoDataStage.held_out_pairs(data)
         argv = dpo_argv(
             params,
             model_path=base,
-            dataset=data / "train.jsonl",
+            dataset=DpoDataStage.train_pairs(data),
             eval_dataset=eval_path if read_jsonl(eval_path) else None,
             output_dir=self.adapter(ctx.stage_dir),
             ckpt_dir=ctx.stage_dir / "ckpt",
