@@ -11,7 +11,7 @@ from character.io import atomic_write_json, read_json
 from character.pipeline.engines import stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.reporting import grouped_bars, write_tables
-from character.training.stages import MergeStage
+from character.training.outputs import MergeOutputs
 
 
 def comparison_rows(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -41,7 +41,7 @@ class CapabilitiesStage(Stage):
     def run(self, ctx: StageContext) -> StageResult:
         params = ctx.cfg.stages.capabilities
         include_path = resolve_include_path(params.include_path, ctx.stage_dir)
-        after = str(MergeStage.final_model(ctx.input_dirs["merge"]))
+        after = str(MergeOutputs.final_model(ctx.input_dirs["merge"]))
         subjects = {"before": trained_model(ctx)["path"], "after": after}
         results: dict[str, list[dict[str, Any]]] = {}
         for name, model_path in subjects.items():

@@ -28,8 +28,7 @@ from character.pipeline.engines import LazyEngine, engine_factory, sampling_from
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.reporting import grouped_bars, write_tables
 from character.robustness.adversarial import DEFAULT_SPLIT
-from character.robustness.responses import read_responses
-from character.robustness.stage import RobustnessStage
+from character.robustness.responses import RobustnessOutputs, read_responses
 
 
 def parse_pairs(pairs: list[str], methods: list[str]) -> list[tuple[str, str]]:
@@ -93,7 +92,7 @@ class CoherenceStage(Stage):
 
     def run(self, ctx: StageContext) -> StageResult:
         params = ctx.cfg.stages.coherence
-        methods = RobustnessStage.methods(ctx.input_dirs["robustness"])
+        methods = RobustnessOutputs.methods(ctx.input_dirs["robustness"])
         pairs = parse_pairs(list(params.pairs), methods)
         traits = [t.trait for t in ctx.cfg.persona.traits]
         robustness_dir: Path = ctx.input_dirs["robustness"]

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from pathlib import Path
 
+from character.distill.outputs import DpoDataOutputs
 from character.distill.responses import ends_with_punctuation, replace_name, trim_to_last_sentence
 from character.distill.teacher import teacher_name
 from character.errors import CharacterError
@@ -76,21 +76,11 @@ def split_by_prompt(pairs: list[dict], eval_fraction: float, seed: int) -> tuple
 
 
 @register_stage
-class DpoDataStage(Stage):
+class DpoDataStage(DpoDataOutputs, Stage):
     name = "dpo_data"
     inputs = ("prepare", "teacher", "student")
     config_keys = ("stages.dpo_data", "stages.teacher.assistant_name", "model.assistant_name", "seed")
     version = 2  # held-out split by prompt
-
-    @staticmethod
-    def train_pairs(dpo_data_dir: Path) -> Path:
-        """The training pairs (JSONL, OpenRLHF's chosen/rejected chats)."""
-        return dpo_data_dir / "train.jsonl"
-
-    @staticmethod
-    def held_out_pairs(dpo_data_dir: Path) -> Path:
-        """The held-out pairs: DPO's evaluation set and the persona stage's preference accuracy."""
-        return dpo_data_dir / "eval.jsonl"
 
     def run(self, ctx: StageContext) -> StageResult:
         from transformers import AutoTokenizer

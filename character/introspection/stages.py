@@ -24,7 +24,7 @@ from character.introspection.sources import introspection_plan
 from character.io import atomic_write_jsonl, read_jsonl
 from character.pipeline import manifest as mf
 from character.pipeline.engines import engine_factory, sampling_from, stage_seed, trained_model
-from character.pipeline.prepare import PrepareStage
+from character.pipeline.prepare_outputs import PrepareOutputs
 from character.pipeline.stage import ConfigView, Stage, StageContext, StageResult, register_stage
 from character.prompts.character import (
     FREE_GUIDANCE,
@@ -36,7 +36,7 @@ from character.prompts.character import (
     character_system_prompt,
     fill,
 )
-from character.training.stages import DpoStage
+from character.training.outputs import DpoOutputs
 
 GUIDANCE = {"free": FREE_GUIDANCE, "leading": LEADING_GUIDANCE}
 # An ablation (stages.sft_data, sources.py) changes how many examples the two stages generate; the
@@ -58,7 +58,7 @@ def _name_and_traits(ctx: StageContext) -> tuple[str, list[str]]:
 
 
 def dpo_adapter(ctx: StageContext) -> LoraAdapter:
-    return LoraAdapter("dpo", str(DpoStage.adapter(ctx.input_dirs["dpo"])))
+    return LoraAdapter("dpo", str(DpoOutputs.adapter(ctx.input_dirs["dpo"])))
 
 
 def reflection_system_prompt(name: str, traits: list[str]) -> str:
@@ -268,7 +268,7 @@ class SftDataStage(Stage):
         if not data.source_run:
             return {kind: ctx.input_dirs[kind] for kind in ("reflection", "interaction")}, None
         source = Path(data.source_run)
-        other = PrepareStage.model(PrepareStage.folder(source))["assistant_name"]
+        other = PrepareOutputs.model(PrepareOutputs.folder(source))["assistant_name"]
         rename = (other, name) if data.replace_source_name and other != name else None
         return {kind: source / kind for kind in ("reflection", "interaction")}, rename
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from character.distill.dpo_data_stage import DpoDataStage
+from character.distill.outputs import DpoDataOutputs
 from character.errors import CharacterError
 from character.io import atomic_write_json, atomic_write_jsonl, read_jsonl
 from character.persona_shift.intervals import proportion
@@ -30,8 +30,7 @@ from character.persona_shift.scoring import AnswerScorer
 from character.pipeline.engines import stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.robustness.adversarial import DEFAULT_SPLIT
-from character.robustness.responses import method_model, read_responses
-from character.robustness.stage import RobustnessStage
+from character.robustness.responses import RobustnessOutputs, method_model, read_responses
 
 # Robustness methods as the report names them, in the order it shows them.
 VARIANTS = {
@@ -77,7 +76,7 @@ class PersonaShiftStage(Stage):
 
     def run(self, ctx: StageContext) -> StageResult:
         params = ctx.cfg.stages.persona_shift
-        generated = RobustnessStage.methods(ctx.input_dirs["robustness"])
+        generated = RobustnessOutputs.methods(ctx.input_dirs["robustness"])
         methods = [m for m in VARIANTS if m in generated]
         missing = [m for m in REQUIRED_METHODS if m not in methods]
         if missing:
@@ -88,8 +87,8 @@ class PersonaShiftStage(Stage):
             )
         seed = stage_seed(ctx.seed, self.name)
         data_dir = ctx.input_dirs["dpo_data"]
-        train_pairs = read_jsonl(DpoDataStage.train_pairs(data_dir))
-        eval_pairs = read_jsonl(DpoDataStage.held_out_pairs(data_dir))[: int(params.max_pairs)]
+        train_pairs = read_jsonl(DpoDataOutputs.train_pairs(data_dir))
+        eval_pairs = read_jsonl(DpoDataOutputs.held_out_pairs(data_dir))[: int(params.max_pairs)]
         classifier = train_rate_classifier(
             [_answer(p)[0] for p in train_pairs], [_answer(p)[1] for p in train_pairs], seed
         )

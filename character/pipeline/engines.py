@@ -9,15 +9,14 @@ from omegaconf import DictConfig
 
 from character.engines.base import Engine, Sampling
 from character.engines.roles import resolve_role
+from character.pipeline.prepare_outputs import PrepareOutputs
 from character.pipeline.stage import StageContext
 
 
 def trained_model(ctx: StageContext) -> dict[str, Any]:
     """The model this job trains, as the prepare stage recorded it (path, name, ...); the stage
     must name ``prepare`` among its inputs."""
-    from character.pipeline.prepare import PrepareStage
-
-    return PrepareStage.model(ctx.input_dirs["prepare"])
+    return PrepareOutputs.model(ctx.input_dirs["prepare"])
 
 
 class LazyEngine:

@@ -13,17 +13,17 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from character.errors import CharacterError
-from character.io import atomic_write_json, read_json
+from character.io import atomic_write_json
 from character.models.resolve import resolve_model_path
+from character.pipeline.prepare_outputs import MODEL_FILE, PERSONA_FILE, STAGE, PrepareOutputs
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
-
-MODEL_FILE = "model.json"
-PERSONA_FILE = "persona.json"
 
 
 @register_stage
-class PrepareStage(Stage):
-    name = "prepare"
+class PrepareStage(PrepareOutputs, Stage):
+    """Its named outputs (``model``, ``persona``) are ``PrepareOutputs``'s, for others to import."""
+
+    name = STAGE
     # What resolve_model_path reads to find the weights, and what model.json records. Not the
     # whole model group: its training and evaluation settings (dtype for training, steering
     # strength, context length) are hashed by the stages that read them, so changing one does not
@@ -39,16 +39,6 @@ class PrepareStage(Stage):
         "model.assistant_name",
     )
     runtime_keys = ("model.allow_download", "cache_dir")  # where the same weights come from
-
-    @staticmethod
-    def model(prepare_dir: Path) -> dict[str, Any]:
-        """The model this job trains, as recorded: name, path of its weights, assistant_name, ..."""
-        return read_json(prepare_dir / MODEL_FILE)
-
-    @staticmethod
-    def persona(prepare_dir: Path) -> dict[str, Any]:
-        """The constitution this job trains, as recorded."""
-        return read_json(prepare_dir / PERSONA_FILE)
 
     def is_intact(self, stage_dir: Path, manifest: dict[str, Any]) -> bool:
         return Path(self.model(stage_dir)["path"]).exists()

@@ -9,7 +9,7 @@ from character.pipeline.engines import engine_factory, stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.preferences.comparisons import Subject
 from character.preferences.run import run_preference_eval
-from character.training.stages import MergeStage
+from character.training.outputs import MergeOutputs
 
 
 @register_stage
@@ -24,7 +24,7 @@ class EvalStage(Stage):
         base = trained_model(ctx)["path"]
         subjects = [
             Subject("before", base),
-            Subject("after", str(MergeStage.final_model(ctx.input_dirs["merge"]))),
+            Subject("after", str(MergeOutputs.final_model(ctx.input_dirs["merge"]))),
         ]
         out_dir = ctx.stage_dir / "preferences"
         out_dir.mkdir(exist_ok=True)

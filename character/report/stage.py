@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from character.io import atomic_write_bytes, atomic_write_text, read_json
 from character.persona_shift.results import results_path
-from character.pipeline.prepare import PrepareStage
+from character.pipeline.prepare_outputs import PrepareOutputs
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.report import markdown as md
 from character.report.figures import persona_shift_figure
@@ -28,8 +28,8 @@ class ReportStage(Stage):
     def run(self, ctx: StageContext) -> StageResult:
         run_dir = ctx.run_dir
         results = read_json(results_path(ctx.input_dirs["persona_shift"]))
-        model = PrepareStage.model(ctx.input_dirs["prepare"])["name"]
-        persona = PrepareStage.persona(ctx.input_dirs["prepare"])["name"]
+        model = PrepareOutputs.model(ctx.input_dirs["prepare"])["name"]
+        persona = PrepareOutputs.persona(ctx.input_dirs["prepare"])["name"]
         title = f"{persona} on {model}"
         persona_shift_figure(ctx.stage_dir / FIGURE, results, f"Persona shift: {title}")
         summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}

@@ -19,9 +19,8 @@ from character.errors import CharacterError
 from character.io import atomic_write_json, read_json
 from character.reporting import grouped_bars, write_tables
 from character.robustness.adversarial import DEFAULT_SPLIT
-from character.robustness.responses import read_responses
+from character.robustness.responses import RobustnessOutputs, read_responses
 from character.robustness.scores import macro_f1, robustness_row
-from character.robustness.stage import RobustnessStage
 
 log = logging.getLogger("character.robustness")
 
@@ -41,7 +40,7 @@ def load_run(run_dir: Path) -> dict[str, Any]:
             "`python -m launchers.train ... +stage=robustness` for it first."
         )
     summary = read_json(run_dir / "summary.json")
-    methods, prefill = RobustnessStage.methods(stage_dir), RobustnessStage.prefill_methods(stage_dir)
+    methods, prefill = RobustnessOutputs.methods(stage_dir), RobustnessOutputs.prefill_methods(stage_dir)
     return {
         "model": summary["model"],
         "persona": summary["persona"],

@@ -13,7 +13,6 @@ personas and scores them (one job sees one persona, and a classifier needs them 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from character.data.sources import load_prompts
@@ -21,16 +20,13 @@ from character.engines.base import Engine
 from character.engines.batch import BatchItem, row_seed, run_batch
 from character.errors import CharacterError
 from character.io import atomic_write_json, read_jsonl
-from character.pipeline import manifest as mf
 from character.pipeline.engines import LazyEngine, engine_factory, sampling_from, stage_seed
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.robustness.adversarial import DEFAULT_SPLIT, apply_split, split_names
-from character.robustness.responses import method_model
-from character.steering.baseline import base_model_engine, persona_system_prompt
-from character.steering.stage import SteerStage
+from character.robustness.responses import FIRST_TURN, RobustnessOutputs, method_model
+from character.steering.baseline import SteerOutputs, base_model_engine, persona_system_prompt
 
 METHODS = ("base", "prompted", "steered", "distilled", "trained")
-FIRST_TURN = "first_turn"
 
 
 def steered_engine(ctx: StageContext) -> Engine:
@@ -41,7 +37,7 @@ def steered_engine(ctx: StageContext) -> Engine:
     params = ctx.cfg.stages.steer
     strength = ctx.cfg.model.steering_strength if params.strength is None else params.strength
     engine = base_model_engine(ctx)
-    vector = SteeringVector.load(SteerStage.vector(ctx.input_dirs["steer"]), engine.model)
+    vector = SteeringVector.load(SteerOutputs.vector(ctx.input_dirs["steer"]), engine.model)
     return SteeredEngine(engine, vector, float(strength))
 
 
@@ -88,7 +84,7 @@ def _check_methods(names: list[str], key: str) -> None:
 
 
 @register_stage
-class RobustnessStage(Stage):
+class RobustnessStage(RobustnessOutputs, Stage):
     name = "robustness"
     inputs = ("prepare", "dpo", "merge", "steer")
     config_keys = (
@@ -103,16 +99,6 @@ class RobustnessStage(Stage):
         "seed",
     )
     runtime_keys = ("stages.steer.device", "stages.steer.batch_size")
-
-    @staticmethod
-    def methods(robustness_dir: Path) -> list[str]:
-        """The methods whose responses a finished robustness stage wrote, in its config's order."""
-        return _written(robustness_dir, "responses")
-
-    @staticmethod
-    def prefill_methods(robustness_dir: Path) -> list[str]:
-        """The methods a finished robustness stage ran the prefill attack on (none when it was off)."""
-        return [method for method in _written(robustness_dir, "prefill") if method != FIRST_TURN]
 
     def run(self, ctx: StageContext) -> StageResult:
         params = ctx.cfg.stages.robustness
@@ -175,15 +161,3 @@ class RobustnessStage(Stage):
                 )
             outputs.append(f"prefill/{method}.jsonl")
         return outputs
-
-
-def _written(robustness_dir: Path, folder: str) -> list[str]:
-    """``<folder>/<method>.jsonl`` outputs of the stage's manifest, as method names."""
-    manifest = mf.read_manifest(robustness_dir)
-    if manifest is None:
-        raise CharacterError(f"{robustness_dir} has no finished robustness stage (no {mf.MANIFEST}).")
-    return [
-        path.removeprefix(f"{folder}/").removesuffix(".jsonl")
-        for path in manifest["outputs"]
-        if path.startswith(f"{folder}/")
-    ]

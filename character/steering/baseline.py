@@ -1,5 +1,6 @@
 """The base model as the steering baseline uses it: the persona's system prompt, the base model on
-the transformers backend (hooks need it in-process), and where the steer stage writes the vector.
+the transformers backend (hooks need it in-process), and where the steer stage writes the vector
+(``SteerOutputs.vector``, which ``SteerStage`` inherits).
 
 Shared by the ``steer`` stage, which fits the vector from the prompted base model, and the
 ``robustness`` stage, which generates with the vector and prompts the base model the same way,
@@ -8,6 +9,7 @@ so that neither stage imports the other.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from character.pipeline.engines import trained_model
@@ -17,7 +19,14 @@ from character.prompts.character import character_system_prompt
 if TYPE_CHECKING:
     from character.engines.transformers_engine import TransformersEngine
 
-VECTOR_FILE = "vector"  # a folder: directions.safetensors + steering.json (SteerStage.vector)
+VECTOR_FILE = "vector"  # a folder: directions.safetensors + steering.json
+
+
+class SteerOutputs:
+    @staticmethod
+    def vector(steer_dir: Path) -> Path:
+        """The persona's steering vector (a folder SteeringVector.load reads)."""
+        return steer_dir / VECTOR_FILE
 
 
 def persona_system_prompt(ctx: StageContext) -> str:

@@ -6,15 +6,13 @@ model against the base model steered with this vector.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from character.pipeline.engines import sampling_from, stage_seed
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
-from character.steering.baseline import VECTOR_FILE, base_model_engine, persona_system_prompt
+from character.steering.baseline import VECTOR_FILE, SteerOutputs, base_model_engine, persona_system_prompt
 
 
 @register_stage
-class SteerStage(Stage):
+class SteerStage(SteerOutputs, Stage):
     name = "steer"
     inputs = ("prepare",)
     # Not stages.steer.strength: the vector is unit-norm per layer; robustness alone scales it.
@@ -31,11 +29,6 @@ class SteerStage(Stage):
         "seed",
     )
     runtime_keys = ("stages.steer.device", "stages.steer.batch_size")
-
-    @staticmethod
-    def vector(steer_dir: Path) -> Path:
-        """The persona's steering vector (a folder SteeringVector.load reads)."""
-        return steer_dir / VECTOR_FILE
 
     def run(self, ctx: StageContext) -> StageResult:
         from character.steering.steered_engine import build_steering_vector

@@ -10,7 +10,9 @@
   and two single adapters on the base model: the exact composition (weights 1, 1) and the paper's
   release form (1.0, 0.25).
 
-Later stages find these models through the accessors, never by spelling their folders.
+Later stages find these models through the accessors, never by spelling their folders; the
+accessors are defined in character/training/outputs.py (``DpoOutputs``, ``SftOutputs``,
+``MergeOutputs``), which the stages inherit and other stage modules import instead of this one.
 
 Training restarts from the last DeepSpeed checkpoint when an interrupted stage is rerun.
 """
@@ -21,12 +23,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from character.distill.dpo_data_stage import DpoDataStage
+from character.distill.outputs import DpoDataOutputs
 from character.introspection.sft_lengths import LengthVerdict, tally
 from character.io import read_jsonl
 from character.pipeline.engines import stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.training.merge import combine_adapters, fold_adapter
+from character.training.outputs import DpoOutputs, MergeOutputs, SftOutputs
 from character.training.run import final_metrics, run_training
 from openrlhf_ext.argv import dpo_argv, sft_argv
 from openrlhf_ext.lora_targets import linear_module_names, resolve_lora_targets
@@ -45,29 +48,19 @@ def _dtype(ctx: StageContext) -> str:
 
 
 @register_stage
-class DpoStage(Stage):
+class DpoStage(DpoOutputs, Stage):
     name = "dpo"
     inputs = ("prepare", "dpo_data")
     config_keys = ("stages.dpo", "model.lora_target_modules", "model.dtype", "seed")
 
-    @staticmethod
-    def adapter(dpo_dir: Path) -> Path:
-        """The DPO LoRA adapter (on the base model)."""
-        return dpo_dir / "adapter"
-
-    @staticmethod
-    def merged_model(dpo_dir: Path) -> Path:
-        """The base model with the DPO adapter folded in: the post-distillation model."""
-        return dpo_dir / "merged"
-
     def run(self, ctx: StageContext) -> StageResult:
         params, base = ctx.cfg.stages.dpo, trained_model(ctx)["path"]
         data = ctx.input_dirs["dpo_data"]
-        eval_path = DpoDataStage.held_out_pairs(data)
+        eval_path = DpoDataOutputs.held_out_pairs(data)
         argv = dpo_argv(
             params,
             model_path=base,
-            dataset=DpoDataStage.train_pairs(data),
+            dataset=DpoDataOutputs.train_pairs(data),
             eval_dataset=eval_path if read_jsonl(eval_path) else None,
             output_dir=self.adapter(ctx.stage_dir),
             ckpt_dir=ctx.stage_dir / "ckpt",
@@ -107,19 +100,14 @@ def trained_lengths(sft_data_dir: Path, params: Any) -> dict[str, dict[str, int]
 
 
 @register_stage
-class SftStage(Stage):
+class SftStage(SftOutputs, Stage):
     name = "sft"
     inputs = ("prepare", "dpo", "sft_data")
     config_keys = ("stages.sft", "model.lora_target_modules", "seed")
 
-    @staticmethod
-    def adapter(sft_dir: Path) -> Path:
-        """The SFT LoRA adapter (on the post-distillation model)."""
-        return sft_dir / "adapter"
-
     def run(self, ctx: StageContext) -> StageResult:
         params = ctx.cfg.stages.sft
-        start = str(DpoStage.merged_model(ctx.input_dirs["dpo"]))
+        start = str(DpoOutputs.merged_model(ctx.input_dirs["dpo"]))
         argv = sft_argv(
             params,
             model_path=start,
@@ -144,31 +132,16 @@ class SftStage(Stage):
 
 
 @register_stage
-class MergeStage(Stage):
+class MergeStage(MergeOutputs, Stage):
     name = "merge"
     inputs = ("prepare", "dpo", "sft")
     config_keys = ("stages.merge", "model.dtype")
 
-    @staticmethod
-    def final_model(merge_dir: Path) -> Path:
-        """The character-trained model: the post-distillation model with the SFT adapter folded in."""
-        return merge_dir / "final"
-
-    @staticmethod
-    def composed_adapter(merge_dir: Path) -> Path:
-        """One adapter on the base model equal to DPO then SFT (weights 1, 1)."""
-        return merge_dir / "adapter_composed"
-
-    @staticmethod
-    def release_adapter(merge_dir: Path) -> Path:
-        """One adapter on the base model, the paper's release form (stages.merge weights)."""
-        return merge_dir / "adapter_release"
-
     def run(self, ctx: StageContext) -> StageResult:
         params, base = ctx.cfg.stages.merge, trained_model(ctx)["path"]
-        dpo, sft = DpoStage.adapter(ctx.input_dirs["dpo"]), SftStage.adapter(ctx.input_dirs["sft"])
+        dpo, sft = DpoOutputs.adapter(ctx.input_dirs["dpo"]), SftOutputs.adapter(ctx.input_dirs["sft"])
         final = self.final_model(ctx.stage_dir)
-        fold_adapter(DpoStage.merged_model(ctx.input_dirs["dpo"]), sft, final, _dtype(ctx))
+        fold_adapter(DpoOutputs.merged_model(ctx.input_dirs["dpo"]), sft, final, _dtype(ctx))
         composed, release = self.composed_adapter(ctx.stage_dir), self.release_adapter(ctx.stage_dir)
         combine_adapters(base, [(dpo, 1.0), (sft, 1.0)], composed, _dtype(ctx))
         combine_adapters(base, [(dpo, params.dpo_weight), (sft, params.sft_weight)], release, _dtype(ctx))
