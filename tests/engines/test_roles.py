@@ -53,7 +53,9 @@ def test_the_pipeline_builds_what_roles_decides(tmp_path: Path, monkeypatch) -> 
             "engines": {"student": engine_cfg(), "judge": engine_cfg(model="zai-org/GLM-4.5-Air")},
         }
     )
-    ctx = SimpleNamespace(cfg=cfg, run_dir=tmp_path, log=logging.getLogger("test"))
+    ctx = SimpleNamespace(
+        cfg=cfg, run_dir=tmp_path, input_dirs={"prepare": tmp_path / "prepare"}, log=logging.getLogger("test")
+    )
     engine_factory(ctx, "student")()
     engine_factory(ctx, "student", model_path="/runs/dpo/merged")()
     engine_factory(ctx, "judge")()
