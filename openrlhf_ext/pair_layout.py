@@ -130,11 +130,12 @@ class LayoutCost:
         attended = width * width / 2 if causal_skip else width * width
         return width * self.per_token + attended * self.per_attended
 
-    def prefers_shared(self, sequences: list[tuple[torch.Tensor, torch.Tensor, int]]) -> bool:
-        """Whether one padded row per pair costs less than two padded rows per pair."""
-        shared_width = max(_row_length(c, r, p) for c, r, p in sequences)
-        shared = len(sequences) * self.row_cost(shared_width, causal_skip=False)
-        lengths = [len(seq) for chosen, rejected, _ in sequences for seq in (chosen, rejected)]
+    def prefers_shared(self, pair_lengths: list[tuple[int, int, int]]) -> bool:
+        """Whether one padded row per pair costs less than two padded rows per pair, given each
+        pair's (chosen tokens, rejected tokens, tokens of their common prefix)."""
+        shared_width = max(chosen + rejected - common for chosen, rejected, common in pair_lengths)
+        shared = len(pair_lengths) * self.row_cost(shared_width, causal_skip=False)
+        lengths = [length for chosen, rejected, _ in pair_lengths for length in (chosen, rejected)]
         width = max(lengths)
         no_padding = min(lengths) == width  # then the plain rows run with is_causal
         return shared < len(lengths) * self.row_cost(width, causal_skip=no_padding)
@@ -189,14 +190,15 @@ def build_pair_rows(
         chosen = chosen_ids[i][chosen_mask[i].bool()]
         rejected = rejected_ids[i][rejected_mask[i].bool()]
         sequences.append((chosen, rejected, int(prompt_lens[i])))
+    pair_lengths = [(len(c), len(r), _common_prefix(c, r, prompt_len)) for c, r, prompt_len in sequences]
     if share_prompt and cost is not None:
-        share_prompt = cost.prefers_shared(sequences)
+        share_prompt = cost.prefers_shared(pair_lengths)
     row_parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # ids, positions, segments
     builder = _Builder()
     if share_prompt:
-        width = max(_row_length(c, r, p) for c, r, p in sequences)
+        width = max(chosen + rejected - common for chosen, rejected, common in pair_lengths)
         for i, (chosen, rejected, prompt_len) in enumerate(sequences):
-            shared = _common_prefix(chosen, rejected, prompt_len)
+            shared = pair_lengths[i][2]
             c_tail, r_tail = chosen[shared:], rejected[shared:]
             base = i * width
             builder.score(CHOSEN, i, chosen, prompt_len, lambda k, b=base: b + k)
@@ -236,7 +238,3 @@ def build_pair_rows(
         chosen=builder.tokens(CHOSEN, device),
         rejected=builder.tokens(REJECTED, device),
     )
-
-
-def _row_length(chosen: torch.Tensor, rejected: torch.Tensor, prompt_len: int) -> int:
-    return len(chosen) + len(rejected) - _common_prefix(chosen, rejected, prompt_len)

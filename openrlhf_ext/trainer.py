@@ -15,6 +15,7 @@ positions only (``token_logps.py``), and the reference's log-probs computed once
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,15 @@ class CharacterDPOTrainer(DPOTrainer):
         self.reference_logps = reference_logps
         self.eval_reference_logps = eval_reference_logps
         self._evaluated_step: tuple[int, dict[str, float]] | None = None
+        # policy and reference share one architecture: the layout's cost model is built once
+        self.layout_cost = (
+            LayoutCost.of(causal_lm_of(self.model.model).config) if self.scoring.share_by_cost else None
+        )
+
+    @functools.cached_property
+    def layout_cost(self) -> LayoutCost | None:
+        """The pair layout's cost model, built once: policy and reference share one architecture."""
+        return LayoutCost.of(causal_lm_of(self.model.model).config) if self.scoring.share_by_cost else None
 
     def score_batch(self, model, batch) -> PairLogps:
         """Response-token log-probs of ``model`` (an Actor, or the adapter-disabled reference)
@@ -67,7 +77,7 @@ class CharacterDPOTrainer(DPOTrainer):
             prompt_id_lens,
             self.tokenizer.pad_token_id,
             share_prompt=self.scoring.share_prompt,
-            cost=LayoutCost.of(causal_lm_of(actor.model).config) if self.scoring.share_by_cost else None,
+            cost=self.layout_cost,
         )
         return score_pairs(
             actor.model,

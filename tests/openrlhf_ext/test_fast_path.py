@@ -212,13 +212,13 @@ def test_layout_cost_shares_the_prompt_only_where_that_is_cheaper() -> None:
     long_answers = [pair(90, 934, 934)]
     shared = 1958 * cost.per_token + 1958**2 * cost.per_attended
     separate = 2 * (1024 * cost.per_token + 1024**2 / 2 * cost.per_attended)
-    assert separate < shared and not cost.prefers_shared(long_answers)
+    assert separate < shared and not cost.prefers_shared([(1024, 1024, 90)])
     # a long prompt before short answers (padding either way): sharing saves the prompt's pass
     long_prompt = [pair(400, 60, 50)]
     assert 510 * cost.per_token + 510**2 * cost.per_attended < 2 * (
         460 * cost.per_token + 460**2 * cost.per_attended
     )
-    assert cost.prefers_shared(long_prompt)
+    assert cost.prefers_shared([(460, 450, 400)])
     for sequences, expected in ((long_answers, False), (long_prompt, True)):
         chosen = torch.nn.utils.rnn.pad_sequence([c for c, _, _ in sequences], batch_first=True)
         rejected = torch.nn.utils.rnn.pad_sequence([r for _, r, _ in sequences], batch_first=True)
