@@ -1,8 +1,9 @@
-"""Tables (CSV and markdown) and grouped bar plots shared by every report: each evaluation's,
-the job's ``report.md`` and ``launchers.compare``'s.
+"""Tables (CSV and markdown), figures and grouped bar plots shared by every report: each
+evaluation's, the job's ``report.md`` and ``launchers.compare``'s.
 
 Every evaluation ends in the same three artifacts: a CSV for analysis, a markdown table for the
-log and docs, and a PNG plot. Writing them in one place keeps the formats alike across reports.
+log and docs, and a PNG plot. Writing them in one place keeps the formats alike across reports,
+and every figure is written whole or not at all (``save_figure``), like every other artifact.
 """
 
 from __future__ import annotations
@@ -10,11 +11,38 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from io import BytesIO, StringIO
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from character.io import atomic_write_bytes, atomic_write_text
+from character.judging.check import RESULT_FILE
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+@dataclass(frozen=True)
+class EvaluationOutputs:
+    """Where an evaluation stage leaves its report material in its folder: ``<stem>.csv`` and
+    ``<stem>.md`` (``write_tables``), ``<stem>.png`` and its judge's ``judge_check.json``. Named
+    once for the stage that writes them and the report stage that reads them."""
+
+    stem: str
+
+    def tables(self, stage_dir: Path) -> Path:
+        """The stem that ``write_tables`` completes with ``.csv`` and ``.md``."""
+        return stage_dir / self.stem
+
+    def markdown(self, stage_dir: Path) -> Path:
+        return stage_dir / f"{self.stem}.md"
+
+    def figure(self, stage_dir: Path) -> Path:
+        return stage_dir / f"{self.stem}.png"
+
+    def judge_check(self, stage_dir: Path) -> Path:
+        return stage_dir / RESULT_FILE
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -39,6 +67,27 @@ def write_tables(stem: Path, rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return [stem.with_suffix(".csv").name, stem.with_suffix(".md").name]
 
 
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend (no display on a cluster node), imported
+    on first use so that stages that draw nothing do not pay for it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Figure, path: Path, dpi: int = 120) -> None:
+    """Write ``fig`` as PNG atomically (a crash leaves no half-written image) and close it."""
+    buffer = BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=dpi)
+    finally:
+        pyplot().close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def grouped_bars(
     path: Path,
     categories: Sequence[str],
@@ -53,11 +102,7 @@ def grouped_bars(
     """One group of bars per category, one bar per series, with optional error bars (e.g. ± SE).
 
     The legend shows when there are several series, or always when ``legend_title`` names them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     width = 0.8 / max(len(series), 1)
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(categories) + 2), 4))
     for i, (name, values) in enumerate(series.items()):
@@ -75,7 +120,4 @@ def grouped_bars(
     if len(series) > 1 or legend_title is not None:
         ax.legend(title=legend_title, fontsize="small")
     fig.tight_layout()
-    buffer = BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path)

@@ -173,3 +173,40 @@ def test_the_graph_sees_every_stage_and_function_level_imports() -> None:
     assert "character.preferences.stage" in STAGE_MODULES
     # character.engines.factory imports the replicated engine inside build_engine
     assert "character.engines.replicated" in GRAPH["character.engines.factory"]
+
+
+def spelled_stage_folders(tree: ast.AST, stage_names: set[str]) -> list[tuple[int, str]]:
+    """``<path> / "<stage>"`` or ``<path> / "<stage>/..."``: a path into a stage's folder built
+    from the stage's name written out, instead of ``ctx.input_dirs`` or ``stage_folder``."""
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.BinOp)
+            and isinstance(node.op, ast.Div)
+            and isinstance(node.right, ast.Constant)
+            and isinstance(node.right.value, str)
+            and node.right.value.split("/")[0] in stage_names
+        ):
+            found.append((node.lineno, node.right.value))
+    return found
+
+
+def test_no_module_spells_a_stage_folder() -> None:
+    """Stage outputs are named: a stage reads its inputs through ``ctx.input_dirs`` and the
+    producing stage's accessors, a tool reading finished runs through ``run_dirs.stage_folder``;
+    nowhere is ``run_dir / "eval" / "preferences"`` written by hand. (``data/prompts`` is the
+    shipped prompt folder, not the stage's, and is the one name that may appear.)"""
+    from character.config.schema import PIPELINE_ORDER
+
+    stage_names = set(PIPELINE_ORDER)
+    spelled = {
+        name: hits
+        for name, tree in TREES.items()
+        if name != "character.data.sources" and (hits := spelled_stage_folders(tree, stage_names))
+    }
+    assert not spelled, f"stage folders spelled by hand (module: [(line, path)]): {spelled}"
+
+
+def test_the_folder_check_sees_a_spelled_folder() -> None:
+    tree = ast.parse('summary = run_dir / "eval/preferences" / "summary.json"\nx = run_dir / "logs"')
+    assert spelled_stage_folders(tree, {"eval", "report"}) == [(1, "eval/preferences")]

@@ -290,6 +290,16 @@ def test_persona_shift_counts_verdicts_and_margins_row_by_row(finished: Path) ->
         assert f"## {section}" in report
     assert report.count("**Prompt:**") == 3  # scale=ci has 3 held-out prompts
     assert min(_png_size(finished / "persona_shift.png")) > 100
+    # every figure the report links resolves from the report's folder, one per section
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert sorted(links) == [
+        "capabilities/capabilities.png",
+        "coherence/coherence.png",
+        "eval/preferences/changes_after_vs_before_like.png",
+        "persona_shift.png",
+    ]
+    for link in links:
+        assert min(_png_size(finished / link)) > 100, link
 
 
 def test_robustness_launcher_scores_the_sweep_with_one_classifier(sweep: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from character.capabilities.harness import evaluate_model, resolve_include_path
+from character.capabilities.outputs import CAPABILITIES_OUTPUTS
 from character.io import atomic_write_json, read_json
 from character.pipeline.engines import stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
@@ -65,9 +66,10 @@ class CapabilitiesStage(Stage):
         outputs = [
             "results/before.json",
             "results/after.json",
-            *write_tables(ctx.stage_dir / "capabilities", rows),
+            *write_tables(CAPABILITIES_OUTPUTS.tables(ctx.stage_dir), rows),
         ]
-        self._plot(ctx.stage_dir / "capabilities.png", rows)
+        figure = CAPABILITIES_OUTPUTS.figure(ctx.stage_dir)
+        self._plot(figure, rows)
         for row in rows:
             ctx.log.info(
                 "capabilities: %s: %.1f ± %.1f -> %.1f ± %.1f",
@@ -78,9 +80,7 @@ class CapabilitiesStage(Stage):
                 row["after_se"],
             )
         metrics = {f"{r['benchmark'].split(' ')[0]}/change": r["change"] for r in rows}
-        return StageResult(
-            outputs=[*outputs, "capabilities.png"], counts={"benchmarks": len(rows)}, metrics=metrics
-        )
+        return StageResult(outputs=[*outputs, figure.name], counts={"benchmarks": len(rows)}, metrics=metrics)
 
     @staticmethod
     def _plot(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -20,10 +20,11 @@ from character.coherence.judgments import (
     outcomes_from_judgments,
     win_rate,
 )
+from character.coherence.outputs import COHERENCE_OUTPUTS
 from character.engines.batch import BatchItem, run_batch
 from character.errors import CharacterError
 from character.io import atomic_write_json, read_jsonl
-from character.judging.check import CHECK, RESULT_FILE
+from character.judging.check import CHECK
 from character.pipeline.engines import LazyEngine, engine_factory, sampling_from, stage_seed
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.reporting import grouped_bars, write_tables
@@ -147,8 +148,9 @@ class CoherenceStage(Stage):
         metrics = {f"{r['judge']}/{r['pair'].replace(' ', '_')}/win_rate": r["win_rate"] for r in results}
         counts: dict[str, Any] = {"comparisons": sum(r["total"] for r in results)}
         if check_source is not None:
-            atomic_write_json(ctx.stage_dir / RESULT_FILE, {"judges": checks})
-            outputs.append(RESULT_FILE)
+            check_path = COHERENCE_OUTPUTS.judge_check(ctx.stage_dir)
+            atomic_write_json(check_path, {"judges": checks})
+            outputs.append(check_path.name)
             metrics |= {f"{c['judge']}/judge_check_accuracy": c["accuracy"]["rate"] for c in checks}
             counts["judge_check"] = {
                 c["judge"]: {key: c[key] for key in ("cases", "correct", "invalid", "inconsistent")}
@@ -170,13 +172,13 @@ class CoherenceStage(Stage):
             }
             for r in results
         ]
-        outputs = write_tables(stage_dir / "coherence", rows)
+        outputs = write_tables(COHERENCE_OUTPUTS.tables(stage_dir), rows)
         atomic_write_json(stage_dir / "summary.json", {"results": results})
         pairs = list(dict.fromkeys(r["pair"] for r in results))
         judge_names = list(dict.fromkeys(r["judge"] for r in results))
         lookup = {(r["judge"], r["pair"]): r for r in results}
         grouped_bars(
-            stage_dir / "coherence.png",
+            COHERENCE_OUTPUTS.figure(stage_dir),
             pairs,
             {j: [lookup[(j, p)]["win_rate"] for p in pairs] for j in judge_names},
             {j: [lookup[(j, p)]["se"] for p in pairs] for j in judge_names},
@@ -184,4 +186,4 @@ class CoherenceStage(Stage):
             ylabel="win rate",
             ylim=(0.0, 1.0),
         )
-        return [*outputs, "summary.json", "coherence.png"]
+        return [*outputs, "summary.json", COHERENCE_OUTPUTS.figure(stage_dir).name]

@@ -13,9 +13,11 @@ from character.compare.records import RunRecord
 from character.errors import CharacterError
 from character.io import read_json
 from character.pipeline import manifest as mf
+from character.pipeline.job_summary import SUMMARY_FILE
+from character.pipeline.run_dirs import stage_folder
 from character.tracking.keys import stage_values
 
-SUMMARY = "summary.json"
+SUMMARY = SUMMARY_FILE
 
 
 def find_run_dirs(path: str | Path) -> list[Path]:
@@ -41,7 +43,7 @@ def read_run_dir(run_dir: Path) -> RunRecord:
         )
     values: dict[str, object] = {}
     for stage, entry in summary.get("stages", {}).items():
-        manifest = mf.read_manifest(run_dir / stage)
+        manifest = mf.read_manifest(stage_folder(run_dir, stage))
         if manifest is not None:
             values.update(stage_values(stage, entry.get("status", "ran"), manifest))
     return RunRecord(

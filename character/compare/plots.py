@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from character.compare.table import metric_columns, pivot
-from character.io import atomic_write_bytes
-from character.reporting import grouped_bars
+from character.reporting import grouped_bars, pyplot, save_figure
 
 
 def plot_name(metric: str) -> str:
@@ -42,11 +40,7 @@ def plot_rating_distributions(path: Path, panels: dict[str, dict[str, np.ndarray
     """The paper's Figure 4: per model, a panel with the histogram of trait ratings of each
     subject (before, after) on shared bins, the SD in the legend (a wider, flatter "after" is a
     stronger preference)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     values = np.concatenate([v for subjects in panels.values() for v in subjects.values()])
     bins = np.linspace(values.min() - 10, values.max() + 10, 30)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False, sharey=True)
@@ -59,7 +53,4 @@ def plot_rating_distributions(path: Path, panels: dict[str, dict[str, np.ndarray
     axes[0][0].set_ylabel("traits")
     fig.suptitle(title)
     fig.tight_layout()
-    buffer = BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path)

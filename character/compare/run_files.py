@@ -19,10 +19,13 @@ from character.compare.records import RunRecord
 from character.io import read_jsonl
 from character.judging.parsing import parse_verdict
 from character.pipeline import manifest as mf
+from character.pipeline.job_summary import summary_path
+from character.pipeline.run_dirs import stage_folder
 from character.preferences.comparisons import outcomes_from
+from character.preferences.outputs import PreferenceOutputs
 from character.preferences.traits import TRAITS
 
-PREFERENCES = Path("eval") / "preferences"
+PREFERENCES = PreferenceOutputs.folder(Path("eval"))
 COHERENCE_JUDGMENTS = Path("coherence") / "judgments"
 # the eval stage's subjects, in the order the views compare them
 SUBJECTS = ("before", "after")
@@ -34,13 +37,13 @@ def run_dir_of(record: RunRecord) -> Path | None:
     """The record's run directory where it exists here: its source (local runs), or the
     ``pipeline/run_dir`` a job logged to W&B; None otherwise (e.g. a W&B server run elsewhere)."""
     for candidate in (record.source, record.values.get("pipeline/run_dir")):
-        if isinstance(candidate, str) and (Path(candidate) / "summary.json").is_file():
+        if isinstance(candidate, str) and summary_path(Path(candidate)).is_file():
             return Path(candidate)
     return None
 
 
 def finished(run_dir: Path, stage: str) -> bool:
-    return mf.read_manifest(run_dir / stage) is not None
+    return mf.read_manifest(stage_folder(run_dir, stage)) is not None
 
 
 def preference_outcomes(run_dir: Path) -> dict[Key, tuple[list[tuple[int, int]], int]]:

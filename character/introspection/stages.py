@@ -19,6 +19,7 @@ from character.engines.base import LoraAdapter
 from character.engines.batch import BatchItem, run_batch
 from character.errors import CharacterError
 from character.introspection.conversation import next_turn_messages, speaker, truncate_left, view
+from character.introspection.outputs import SftDataOutputs
 from character.introspection.sft_lengths import cut_message, sft_verdict, tally
 from character.introspection.sources import introspection_plan
 from character.io import atomic_write_jsonl, read_jsonl
@@ -249,7 +250,7 @@ def _renamed(text: str, rename: tuple[str, str] | None) -> str:
 
 
 @register_stage
-class SftDataStage(Stage):
+class SftDataStage(SftDataOutputs, Stage):
     name = "sft_data"
     inputs = ("prepare", "reflection", "interaction")
     config_keys = ("model.assistant_name", "stages.sft_data", "stages.sft.max_len", "seed")
@@ -300,7 +301,8 @@ class SftDataStage(Stage):
             if "{NAME}" in text or "{TRAITS}" in text:
                 raise ValueError(f"sft_data: an unfilled placeholder in {text[:80]!r}")
         random.Random(stage_seed(ctx.seed, self.name)).shuffle(rows)
-        atomic_write_jsonl(ctx.stage_dir / "train.jsonl", [{"messages": messages} for _, messages in rows])
+        train_set, lengths = self.train_set(ctx.stage_dir), self.lengths(ctx.stage_dir)
+        atomic_write_jsonl(train_set, [{"messages": messages} for _, messages in rows])
 
         # What stages.sft.max_len will cut, counted as OpenRLHF will (sft_lengths.py), row by row.
         max_len = int(ctx.cfg.stages.sft.max_len)
@@ -308,7 +310,7 @@ class SftDataStage(Stage):
         verdicts = [sft_verdict(tokenizer, messages, max_len) for _, messages in rows]
         sources = [source for source, _ in rows]
         atomic_write_jsonl(
-            ctx.stage_dir / "lengths.jsonl",
+            lengths,
             [
                 {"source": source, **verdict.as_dict()}
                 for source, verdict in zip(sources, verdicts, strict=True)
@@ -318,7 +320,7 @@ class SftDataStage(Stage):
         longest = max(verdict.tokens for verdict in verdicts)
         problem = cut_message(fates, longest, max_len, float(data.max_cut_fraction))
         if problem is not None:
-            raise CharacterError(f"sft_data: {problem} Per example: {ctx.stage_dir / 'lengths.jsonl'}.")
+            raise CharacterError(f"sft_data: {problem} Per example: {lengths}.")
         cut = sum(per_source["truncated"] + per_source["dropped"] for per_source in fates.values())
         counts: dict[str, Any] = {
             "reflections": sources.count("reflection"),
@@ -337,4 +339,4 @@ class SftDataStage(Stage):
             max_len,
             fates,
         )
-        return StageResult(outputs=["train.jsonl", "lengths.jsonl"], counts=counts)
+        return StageResult(outputs=[train_set.name, lengths.name], counts=counts)

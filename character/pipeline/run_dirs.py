@@ -27,3 +27,11 @@ def job_run_dir(cfg: DictConfig) -> Path:
     variant = cfg.get("variant")
     base = main_run_dir(cfg)
     return base / VARIANTS / str(variant) if variant else base
+
+
+def stage_folder(run_dir: Path, stage: str) -> Path:
+    """Where a stage of the job in ``run_dir`` keeps its outputs and manifest. Stages get their
+    inputs' folders from the runner (``ctx.input_dirs``); tools that read finished runs
+    (``launchers.compare``, ``launchers.robustness``) find them here, so that no module spells a
+    stage's folder by hand."""
+    return run_dir / stage

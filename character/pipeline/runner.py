@@ -30,12 +30,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from character.config.schema import PIPELINE_ORDER
 from character.errors import CharacterError
-from character.io import atomic_write_json, atomic_write_text, read_json
-from character.pipeline import console
+from character.io import atomic_write_json, atomic_write_text
+from character.pipeline import console, job_summary
 from character.pipeline import manifest as mf
 from character.pipeline.preemption import stop_if_requeued
 from character.pipeline.reuse import link_copy, reusable_output
-from character.pipeline.run_dirs import job_run_dir, main_run_dir
+from character.pipeline.run_dirs import job_run_dir, main_run_dir, stage_folder
 from character.pipeline.self_distillation import self_distillation_warning, self_played_roles
 from character.pipeline.stage import Stage, StageContext, available_stages, get_stage
 from character.tracking.redact import redact
@@ -136,7 +136,7 @@ def _restore_from_history(run_dir: Path, stage: Stage, fp: str) -> tuple[dict[st
     source = _find_in_history(run_dir, stage, fp)
     if source is None:
         return None
-    stage_dir = run_dir / stage.name
+    stage_dir = stage_folder(run_dir, stage.name)
     _move_to_history(run_dir, stage_dir, "superseded by a restored output")
     if stage_dir.exists():
         stage_dir.rmdir()  # left empty: _move_to_history moves only folders with content
@@ -217,7 +217,7 @@ class PipelineRunner:
         source = reusable_output(self.main_dir, stage, fp)
         if source is None:
             return None
-        stage_dir = self.run_dir / stage.name
+        stage_dir = stage_folder(self.run_dir, stage.name)
         _move_to_history(self.run_dir, stage_dir, "superseded by the main run's output")
         if stage_dir.exists():
             shutil.rmtree(stage_dir)  # only an empty folder or one without content is left here
@@ -249,7 +249,7 @@ class PipelineRunner:
                 return None
             inputs[upstream] = run_id
         fp = mf.fingerprint(name, stage.version, stage.hashed_config(self.cfg), inputs)
-        stage_dir = self.run_dir / name
+        stage_dir = stage_folder(self.run_dir, name)
         manifest = mf.read_manifest(stage_dir)
         if manifest is None or fp != manifest["fingerprint"] or not mf.outputs_intact(stage_dir, manifest):
             if dry:
@@ -271,7 +271,7 @@ class PipelineRunner:
     ) -> tuple[str, str, Path | None]:
         """What to do for a selected stage whose inputs are current, decided without touching
         anything: (action, reason, the folder a restored or reused output comes from)."""
-        stage_dir = self.run_dir / stage.name
+        stage_dir = stage_folder(self.run_dir, stage.name)
         manifest = mf.read_manifest(stage_dir)
         intact = (
             manifest is not None
@@ -331,7 +331,7 @@ class PipelineRunner:
             action, reason, source = self._decide(stage, fp, hashed, inputs)
             planned.append(PlannedStage(name, action, reason, fp))
             if action == "skip":
-                ids[name] = mf.read_manifest(self.run_dir / name)["run_id"]  # type: ignore[index]
+                ids[name] = mf.read_manifest(stage_folder(self.run_dir, name))["run_id"]  # type: ignore[index]
             elif source is not None:
                 ids[name] = mf.read_manifest(source)["run_id"]  # type: ignore[index]
             else:
@@ -354,8 +354,8 @@ class PipelineRunner:
         # Saved with secrets redacted; stages still get the real values (their views of ``cfg``).
         resolved = redact(OmegaConf.to_container(cfg, resolve=True))
         atomic_write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
-        summary_path = self.run_dir / "summary.json"
-        summary: dict[str, Any] = read_json(summary_path) if summary_path.exists() else {}
+        summary_path = job_summary.summary_path(self.run_dir)
+        summary: dict[str, Any] = job_summary.read_job_summary(self.run_dir)
         summary.update(model=cfg.model.name, persona=cfg.persona.name)
         if cfg.get("variant"):
             summary["variant"] = cfg.variant
@@ -382,7 +382,7 @@ class PipelineRunner:
             inputs = {upstream: current_ids[upstream] for upstream in stage.inputs}
             hashed = stage.hashed_config(cfg)
             fp = mf.fingerprint(name, stage.version, hashed, inputs)
-            stage_dir = self.run_dir / name
+            stage_dir = stage_folder(self.run_dir, name)
             action, reason, _ = self._decide(stage, fp, hashed, inputs)
             manifest = mf.read_manifest(stage_dir)
             if action == "skip":
@@ -436,7 +436,7 @@ class PipelineRunner:
                 cfg=stage.view(cfg),  # its declared keys only (stage.py, "the stage contract")
                 run_dir=self.run_dir,
                 stage_dir=stage_dir,
-                input_dirs={upstream: self.run_dir / upstream for upstream in stage.inputs},
+                input_dirs={upstream: stage_folder(self.run_dir, upstream) for upstream in stage.inputs},
                 log=logging.getLogger(f"character.stage.{name}"),
             )
             with console.stage_log(self.run_dir, name) as stage_log:

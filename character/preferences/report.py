@@ -10,9 +10,10 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from character.io import atomic_write_json
+from character.preferences.outputs import SUMMARY_FILE, change_figure_name
 from character.preferences.ratings import RatingFit, elo, fit_ratings
 from character.preferences.traits import TRAITS
-from character.reporting import write_csv
+from character.reporting import pyplot, save_figure, write_csv
 
 
 def rate(outcomes: list[tuple[int, int]], bootstrap: int, seed: int) -> tuple[np.ndarray, RatingFit | None]:
@@ -30,11 +31,7 @@ def largest_changes(delta: np.ndarray, k: int = 5) -> dict[str, list[tuple[str, 
 
 
 def plot_changes(path: Path, changes: dict[str, list[tuple[str, float]]], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     items = changes["rises"] + changes["falls"][::-1]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.barh(
@@ -46,16 +43,11 @@ def plot_changes(path: Path, changes: dict[str, list[tuple[str, float]]], title:
     ax.set_xlabel("rating change (after - before)")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_distributions(path: Path, ratings: dict[str, np.ndarray], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     bins = np.linspace(
         min(r.min() for r in ratings.values()) - 10, max(r.max() for r in ratings.values()) + 10, 30
@@ -67,8 +59,7 @@ def plot_distributions(path: Path, ratings: dict[str, np.ndarray], title: str) -
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def report(
@@ -107,7 +98,7 @@ def report(
                     }
                 )
     write_csv(out_dir / "ratings.csv", rows)
-    outputs = ["ratings.csv", "summary.json"]
+    outputs = ["ratings.csv", SUMMARY_FILE]
     subjects = list(per_subject)
     for before, after in zip(subjects, subjects[1:], strict=False):
         for condition in per_subject[before]:
@@ -117,14 +108,16 @@ def report(
             changes = largest_changes(delta)
             key = f"{after} - {before} ({condition})"
             summary["comparisons"][key] = changes
+            figure = change_figure_name(after, before, condition)
+            summary.setdefault("change_figures", {})[key] = figure
             stem = f"{after}_vs_{before}_{condition}"
-            plot_changes(out_dir / f"changes_{stem}.png", changes, key)
+            plot_changes(out_dir / figure, changes, key)
             plot_distributions(
                 out_dir / f"distribution_{stem}.png",
                 {before: bt[before][condition], after: bt[after][condition]},
                 condition,
             )
-            outputs += [f"changes_{stem}.png", f"distribution_{stem}.png"]
+            outputs += [figure, f"distribution_{stem}.png"]
     for condition in {c for conditions in per_subject.values() for c in conditions}:
         names = [s for s in subjects if condition in bt[s]]
         for a, b in itertools.combinations(names, 2):
@@ -132,6 +125,6 @@ def report(
             summary.setdefault("spearman", {})[f"{a} ~ {b} ({condition})"] = (
                 None if np.isnan(rho) else round(float(rho), 4)
             )
-    atomic_write_json(out_dir / "summary.json", summary)
+    atomic_write_json(out_dir / SUMMARY_FILE, summary)
     summary["outputs"] = outputs
     return summary

@@ -8,6 +8,7 @@ from typing import Any
 from character.pipeline.engines import engine_factory, stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.preferences.comparisons import Subject
+from character.preferences.outputs import FOLDER, PreferenceOutputs
 from character.preferences.run import run_preference_eval
 from character.training.outputs import MergeOutputs
 
@@ -26,7 +27,7 @@ class EvalStage(Stage):
             Subject("before", base),
             Subject("after", str(MergeOutputs.final_model(ctx.input_dirs["merge"]))),
         ]
-        out_dir = ctx.stage_dir / "preferences"
+        out_dir = PreferenceOutputs.folder(ctx.stage_dir)
         out_dir.mkdir(exist_ok=True)
         summary = run_preference_eval(
             subjects,
@@ -48,5 +49,5 @@ class EvalStage(Stage):
             counts["judge_check"] = {key: check[key] for key in ("cases", "correct", "invalid")}
             metrics["judge_check_accuracy"] = check["accuracy"]["rate"]
         return StageResult(
-            outputs=[f"preferences/{name}" for name in summary["outputs"]], counts=counts, metrics=metrics
+            outputs=[f"{FOLDER}/{name}" for name in summary["outputs"]], counts=counts, metrics=metrics
         )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from character.io import atomic_write_bytes
+from character.reporting import pyplot, save_figure
 
 
 def _yerr(entries: list[dict[str, float]]) -> list[list[float]]:
@@ -16,11 +15,7 @@ def _yerr(entries: list[dict[str, float]]) -> list[list[float]]:
 def persona_shift_figure(path: Path, results: dict[str, Any], title: str) -> None:
     """Left: persona rate on plain and adversarial held-out prompts per variant (95 % intervals).
     Right: held-out preference accuracy after DPO and after SFT (95 % intervals)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     variants = list(results["variants"])
     labels = [results["variants"][v].replace(" (", "\n(").replace(" + ", "\n+ ") for v in variants]
     rates = results["persona_rate"]
@@ -71,7 +66,4 @@ def persona_shift_figure(path: Path, results: dict[str, Any], title: str) -> Non
     right.set_title("Held-out preference accuracy", fontsize=10)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    buffer = BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path, dpi=110)

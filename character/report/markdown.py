@@ -7,11 +7,13 @@ rebuilt at any time from a run directory without loading a model.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 from character.io import read_json
-from character.reporting import markdown_table
+from character.preferences.outputs import PreferenceOutputs
+from character.reporting import EvaluationOutputs, markdown_table
 from character.robustness.adversarial import DEFAULT_SPLIT
 from character.robustness.responses import read_responses
 
@@ -93,12 +95,17 @@ def judge_check_lines(path: Path) -> list[str]:
     return [*lines, ""]
 
 
-def preferences_section(run_dir: Path) -> list[str]:
-    path = run_dir / "eval" / "preferences" / "summary.json"
+def link(path: Path, report_dir: Path) -> str:
+    """``path`` as the report (written in ``report_dir``) links to it."""
+    return Path(os.path.relpath(path, report_dir)).as_posix()
+
+
+def preferences_section(eval_dir: Path, report_dir: Path) -> list[str]:
+    path = PreferenceOutputs.summary(eval_dir)
     if not path.exists():
         return ["(no revealed-preference results)"]
     summary = read_json(path)
-    lines = judge_check_lines(path.parent / "judge_check.json")
+    lines = judge_check_lines(PreferenceOutputs.judge_check(eval_dir))
     validity = [
         {"subject": subject, "condition": condition, "invalid rate": values.get("invalid_rate")}
         for subject, conditions in summary.get("subjects", {}).items()
@@ -110,32 +117,33 @@ def preferences_section(run_dir: Path) -> list[str]:
         rises = ", ".join(f"{trait} ({delta:+.0f})" for trait, delta in changes["rises"])
         falls = ", ".join(f"{trait} ({delta:+.0f})" for trait, delta in changes["falls"])
         lines += [f"- {key}: largest rises {rises}; largest falls {falls}."]
-        stem = key.replace(" - ", "_vs_").replace(" (", "_").rstrip(")")
-        if (path.parent / f"changes_{stem}.png").exists():
-            lines += ["", f"![revealed preferences](eval/preferences/changes_{stem}.png)"]
+        figure = PreferenceOutputs.folder(eval_dir) / summary.get("change_figures", {}).get(key, "")
+        if figure.is_file():
+            lines += ["", f"![revealed preferences]({link(figure, report_dir)})"]
     for pair, rho in summary.get("spearman", {}).items():
         lines.append(f"- Spearman correlation of trait ratings {pair}: {rho}.")
     return lines
 
 
-def table_file_section(run_dir: Path, stage: str, figure: str) -> list[str]:
+def table_file_section(outputs: EvaluationOutputs, stage_dir: Path, report_dir: Path) -> list[str]:
     """A stage's own markdown table and figure, as it wrote them."""
-    table = run_dir / stage / f"{stage}.md"
+    table = outputs.markdown(stage_dir)
     if not table.exists():
-        return [f"(no {stage} results)"]
-    lines = [*judge_check_lines(run_dir / stage / "judge_check.json"), table.read_text().rstrip()]
-    if (run_dir / stage / figure).exists():
-        lines += ["", f"![{stage}]({stage}/{figure})"]
+        return [f"(no {outputs.stem} results)"]
+    lines = [*judge_check_lines(outputs.judge_check(stage_dir)), table.read_text().rstrip()]
+    if outputs.figure(stage_dir).exists():
+        lines += ["", f"![{outputs.stem}]({link(outputs.figure(stage_dir), report_dir)})"]
     return lines
 
 
-def examples_section(run_dir: Path, count: int) -> list[str]:
+def examples_section(robustness_dir: Path, count: int) -> list[str]:
     """The first ``count`` held-out prompts with the base and the final model's answers."""
-    stage_dir = run_dir / "robustness"
-    base = {r["prompt_index"]: r for r in read_responses(stage_dir, "base") if r["split"] == DEFAULT_SPLIT}
-    final = {
-        r["prompt_index"]: r for r in read_responses(stage_dir, "trained") if r["split"] == DEFAULT_SPLIT
-    }
+
+    def plain(method: str) -> dict[int, dict[str, Any]]:
+        rows = read_responses(robustness_dir, method)
+        return {r["prompt_index"]: r for r in rows if r["split"] == DEFAULT_SPLIT}
+
+    base, final = plain("base"), plain("trained")
     lines = []
     for index in sorted(set(base) & set(final))[:count]:
         lines += [

@@ -8,8 +8,11 @@ look like before and after. It reads only what the evaluation stages recorded.
 
 from __future__ import annotations
 
+from character.capabilities.outputs import CAPABILITIES_OUTPUTS
+from character.coherence.outputs import COHERENCE_OUTPUTS
 from character.io import atomic_write_bytes, atomic_write_text, read_json
 from character.persona_shift.results import results_path
+from character.pipeline.job_summary import read_job_summary
 from character.pipeline.prepare_outputs import PrepareOutputs
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
 from character.report import markdown as md
@@ -26,13 +29,13 @@ class ReportStage(Stage):
     config_keys = ("stages.report", "scale", "seed")
 
     def run(self, ctx: StageContext) -> StageResult:
-        run_dir = ctx.run_dir
-        results = read_json(results_path(ctx.input_dirs["persona_shift"]))
-        model = PrepareOutputs.model(ctx.input_dirs["prepare"])["name"]
-        persona = PrepareOutputs.persona(ctx.input_dirs["prepare"])["name"]
+        run_dir, inputs = ctx.run_dir, ctx.input_dirs
+        results = read_json(results_path(inputs["persona_shift"]))
+        model = PrepareOutputs.model(inputs["prepare"])["name"]
+        persona = PrepareOutputs.persona(inputs["prepare"])["name"]
         title = f"{persona} on {model}"
         persona_shift_figure(ctx.stage_dir / FIGURE, results, f"Persona shift: {title}")
-        summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
+        summary = read_job_summary(run_dir)
         times = [
             {"stage": name, "status": s.get("status"), "seconds": s.get("duration_s", "")}
             for name, s in summary.get("stages", {}).items()
@@ -53,19 +56,19 @@ class ReportStage(Stage):
             "",
             "## Revealed preferences (paper §3.1)",
             "",
-            *md.preferences_section(run_dir),
+            *md.preferences_section(inputs["eval"], run_dir),
             "",
             "## Coherence (paper §3.3)",
             "",
-            *md.table_file_section(run_dir, "coherence", "coherence.png"),
+            *md.table_file_section(COHERENCE_OUTPUTS, inputs["coherence"], run_dir),
             "",
             "## Capabilities (paper App. F)",
             "",
-            *md.table_file_section(run_dir, "capabilities", "capabilities.png"),
+            *md.table_file_section(CAPABILITIES_OUTPUTS, inputs["capabilities"], run_dir),
             "",
             "## Held-out prompts: base vs final model",
             "",
-            *md.examples_section(run_dir, int(ctx.cfg.stages.report.examples)),
+            *md.examples_section(inputs["robustness"], int(ctx.cfg.stages.report.examples)),
         ]
         if times:
             lines += ["## Stage times", "", md.markdown_table(times, floatfmt=".1f"), ""]

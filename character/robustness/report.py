@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from character.errors import CharacterError
-from character.io import atomic_write_json, read_json
+from character.io import atomic_write_json
+from character.pipeline import manifest as mf
+from character.pipeline.job_summary import read_job_summary
+from character.pipeline.run_dirs import stage_folder
 from character.reporting import grouped_bars, write_tables
 from character.robustness.adversarial import DEFAULT_SPLIT
 from character.robustness.responses import RobustnessOutputs, read_responses
@@ -27,19 +30,23 @@ log = logging.getLogger("character.robustness")
 
 def find_runs(run_root: Path) -> list[Path]:
     """Run directories under ``run_root`` (``<model>/<persona>``) whose robustness stage finished."""
-    return sorted(p.parent.parent for p in run_root.glob("*/*/robustness/manifest.json"))
+    return sorted(
+        run_dir
+        for run_dir in run_root.glob("*/*")
+        if (stage_folder(run_dir, RobustnessOutputs.STAGE) / mf.MANIFEST).is_file()
+    )
 
 
 def load_run(run_dir: Path) -> dict[str, Any]:
     """One job's persona, model, and responses by method (and prefill responses by method)."""
-    stage_dir = run_dir / "robustness"
-    manifest_path = stage_dir / "manifest.json"
+    stage_dir = stage_folder(run_dir, RobustnessOutputs.STAGE)
+    manifest_path = stage_dir / mf.MANIFEST
     if not manifest_path.exists():
         raise CharacterError(
             f"{run_dir} has no finished robustness stage ({manifest_path} is missing); run "
             "`python -m launchers.train ... +stage=robustness` for it first."
         )
-    summary = read_json(run_dir / "summary.json")
+    summary = read_job_summary(run_dir)
     methods, prefill = RobustnessOutputs.methods(stage_dir), RobustnessOutputs.prefill_methods(stage_dir)
     return {
         "model": summary["model"],

@@ -22,6 +22,8 @@ FIRST_TURN = "first_turn"  # prefill/first_turn.jsonl: the original model's firs
 
 
 class RobustnessOutputs:
+    STAGE = "robustness"  # the stage's name, and its folder in a run directory
+
     @staticmethod
     def methods(robustness_dir: Path) -> list[str]:
         """The methods whose responses a finished robustness stage wrote, in its config's order."""

@@ -85,7 +85,7 @@ def _check_methods(names: list[str], key: str) -> None:
 
 @register_stage
 class RobustnessStage(RobustnessOutputs, Stage):
-    name = "robustness"
+    name = RobustnessOutputs.STAGE
     inputs = ("prepare", "dpo", "merge", "steer")
     config_keys = (
         "stages.robustness",

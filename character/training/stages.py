@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from character.distill.outputs import DpoDataOutputs
+from character.introspection.outputs import SftDataOutputs
 from character.introspection.sft_lengths import LengthVerdict, tally
 from character.io import read_jsonl
 from character.pipeline.engines import stage_seed, trained_model
@@ -92,7 +93,7 @@ def _adapter_files(adapter: Path) -> list[str]:
 def trained_lengths(sft_data_dir: Path, params: Any) -> dict[str, dict[str, int]]:
     """Per source, whole / truncated / dropped among the rows the trainer reads: all of
     ``train.jsonl``, or its first ``max_steps * batch_size`` with ``max_steps`` (``--data.max_samples``)."""
-    rows = read_jsonl(sft_data_dir / "lengths.jsonl")
+    rows = read_jsonl(SftDataOutputs.lengths(sft_data_dir))
     if params.max_steps:
         rows = rows[: int(params.max_steps) * int(params.batch_size)]
     verdicts = [LengthVerdict(row["fate"], row["tokens"], row["prompt_tokens"]) for row in rows]
@@ -111,7 +112,7 @@ class SftStage(SftOutputs, Stage):
         argv = sft_argv(
             params,
             model_path=start,
-            dataset=ctx.input_dirs["sft_data"] / "train.jsonl",
+            dataset=SftDataOutputs.train_set(ctx.input_dirs["sft_data"]),
             output_dir=self.adapter(ctx.stage_dir),
             ckpt_dir=ctx.stage_dir / "ckpt",
             metrics_file=ctx.stage_dir / "metrics.jsonl",
