@@ -17,25 +17,23 @@ from character.pipeline.job_summary import SUMMARY_FILE
 from character.pipeline.run_dirs import stage_folder
 from character.tracking.keys import stage_values
 
-SUMMARY = SUMMARY_FILE
-
 
 def find_run_dirs(path: str | Path) -> list[Path]:
     """``path`` itself when it is a run directory, else the run directories of a run root."""
     path = Path(path)
-    if (path / SUMMARY).is_file():
+    if (path / SUMMARY_FILE).is_file():
         return [path]
-    found = sorted(summary.parent for summary in path.glob(f"*/*/{SUMMARY}"))
+    found = sorted(summary.parent for summary in path.glob(f"*/*/{SUMMARY_FILE}"))
     if not found:
         raise CharacterError(
-            f"{path} is not a run directory or a run root: expected {path / SUMMARY} or "
-            f"<model>/<persona>/{SUMMARY} under it (what launchers.train writes)."
+            f"{path} is not a run directory or a run root: expected {path / SUMMARY_FILE} or "
+            f"<model>/<persona>/{SUMMARY_FILE} under it (what launchers.train writes)."
         )
     return found
 
 
 def read_run_dir(run_dir: Path) -> RunRecord:
-    summary_path = run_dir / SUMMARY
+    summary_path = run_dir / SUMMARY_FILE
     summary = read_json(summary_path)
     if not isinstance(summary, dict) or "model" not in summary or "persona" not in summary:
         raise CharacterError(

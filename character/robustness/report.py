@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from character.errors import CharacterError
-from character.io import atomic_write_json
+from character.io import atomic_write_json, read_json
 from character.pipeline import manifest as mf
-from character.pipeline.job_summary import read_job_summary
+from character.pipeline.job_summary import summary_path
 from character.pipeline.run_dirs import stage_folder
 from character.reporting import grouped_bars, write_tables
 from character.robustness.adversarial import DEFAULT_SPLIT
@@ -46,7 +46,7 @@ def load_run(run_dir: Path) -> dict[str, Any]:
             f"{run_dir} has no finished robustness stage ({manifest_path} is missing); run "
             "`python -m launchers.train ... +stage=robustness` for it first."
         )
-    summary = read_job_summary(run_dir)
+    summary = read_json(summary_path(run_dir))  # a finished job has one; missing is an error
     methods, prefill = RobustnessOutputs.methods(stage_dir), RobustnessOutputs.prefill_methods(stage_dir)
     return {
         "model": summary["model"],
