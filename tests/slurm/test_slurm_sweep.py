@@ -134,7 +134,10 @@ def test_a_preempted_job_is_requeued_and_skips_its_finished_stages(
     preempt_until_finished(slurm, run, job)
     print(f"preempted, requeued and finished job: {time.time() - started:.1f} s")
     job_log = "".join(path.read_text() for path in sorted((submitit_folder(run_root) / job).glob("*_log.*")))
-    assert "Caught signal SIGUSR2" in job_log and f"Requeued job {job}" in job_log, job_log[-3000:]
+    # submitit's handler caught the signal and requeued the job (Restarts=1 above). Its own
+    # "Requeued job N" line is not asserted: `scontrol requeue` stops the job at once, and the
+    # line is lost whenever the stop wins the race with the log write.
+    assert "Caught signal SIGUSR2" in job_log, job_log[-3000:]
     assert f"attempt 2 of SLURM job {job}" in job_log  # the launcher config's setup line
 
     # The requeued job ran the same command in the same run directory: the stages finished before
