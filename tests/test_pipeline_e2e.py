@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -263,6 +264,7 @@ def test_persona_shift_counts_verdicts_and_margins_row_by_row(finished: Path) ->
 
     results = read_json(finished / "persona_shift" / "results.json")
     verdicts = read_jsonl(finished / "persona_shift" / "verdicts.jsonl")
+    quality_rows = read_jsonl(finished / "persona_shift" / "quality.jsonl")
     assert list(results["variants"]) == ["base", "prompted", "steered", "distilled", "trained"]
     for method in results["variants"]:
         for split in ("default", "adv1", "adv5"):
@@ -273,6 +275,21 @@ def test_persona_shift_counts_verdicts_and_margins_row_by_row(finished: Path) ->
         adversarial = [v for v in verdicts if v["method"] == method and v["split"] != "default"]
         assert results["persona_rate"][method]["adversarial"]["n"] == len(adversarial) == 6
         assert results["quality"][method]["responses"] == 3
+        answers = [row for row in quality_rows if row["method"] == method]
+        assert sorted(row["prompt_index"] for row in answers) == [0, 1, 2]
+        assert results["quality"][method]["repetition"] == pytest.approx(
+            statistics.fmean(row["repetition"] for row in answers)
+        )
+        perplexities = [
+            row["base_perplexity"] for row in answers if row["base_perplexity"] == row["base_perplexity"]
+        ]
+        assert results["quality"][method]["base_perplexity_median"] == pytest.approx(
+            statistics.median(perplexities)
+        )
+    # every variant but the prompted base is compared with it, prompt by prompt
+    assert set(results["quality_vs_prompted"]) == {"base", "steered", "distilled", "trained"}
+    for comparison in results["quality_vs_prompted"].values():
+        assert comparison["differences"]["repetition"]["n"] == 3
     held_out = read_jsonl(finished / "dpo_data" / "eval.jsonl")
     margins = read_jsonl(finished / "persona_shift" / "preference_margins.jsonl")
     assert len(margins) == len(held_out) >= 1

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 RESULTS_FILE = "results.json"
+# One row per default-split answer: method, prompt_index, repetition, base_perplexity, words.
+QUALITY_FILE = "quality.jsonl"
 
 
 def results_path(persona_shift_dir: Path) -> Path:

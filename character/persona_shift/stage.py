@@ -9,7 +9,9 @@ On prompts never used in training it measures, for each model variant of the job
 - the held-out preference accuracy: on the held-out (teacher, student) pairs of ``dpo_data``, the
   share where the trained model's log-probability margin over the base model prefers the teacher's
   answer (DPO's implicit-reward accuracy), after DPO and after SFT, with a 95 % interval;
-- beside each persona rate, the quality check of ``character.persona_shift.quality``.
+- beside each persona rate, the quality check of ``character.persona_shift.quality`` with 95 %
+  intervals, and each variant against the prompted base model, paired by prompt
+  (``character.persona_shift.quality_comparison``).
 The answers are the robustness stage's (its ``base`` method is the unprompted base model), so no
 text is generated twice.
 """
@@ -24,8 +26,9 @@ from character.errors import CharacterError
 from character.io import atomic_write_json, atomic_write_jsonl, read_jsonl
 from character.persona_shift.intervals import proportion
 from character.persona_shift.quality import perplexity, repetition_rate, word_count
+from character.persona_shift.quality_comparison import compare_with_reference, summary_interval
 from character.persona_shift.rate_classifier import held_out_accuracy, train_rate_classifier
-from character.persona_shift.results import RESULTS_FILE, results_path
+from character.persona_shift.results import QUALITY_FILE, RESULTS_FILE, results_path
 from character.persona_shift.scoring import AnswerScorer
 from character.pipeline.engines import stage_seed, trained_model
 from character.pipeline.stage import Stage, StageContext, StageResult, register_stage
@@ -71,6 +74,7 @@ def preference_margins(pairs: list[dict[str, Any]], scorers: dict[str, AnswerSco
 @register_stage
 class PersonaShiftStage(Stage):
     name = "persona_shift"
+    version = 2  # 2: per-answer quality rows, quality intervals and the comparison with prompted
     inputs = ("prepare", "dpo_data", "dpo", "merge", "robustness")
     config_keys = ("stages.persona_shift", "model.supports_system_role", "seed")
 
@@ -107,7 +111,8 @@ class PersonaShiftStage(Stage):
         base_path = trained_model(ctx)["path"]
         scorer_args = {"supports_system_role": system_role, "batch_size": int(params.batch_size)}
         scorers = {"base": AnswerScorer(base_path, **scorer_args)}
-        quality = self._quality(scorers["base"], responses)
+        quality_rows, quality = self._quality(scorers["base"], responses, seed)
+        quality_vs_prompted = compare_with_reference(quality_rows, seed)
         for variant in TRAINED_VARIANTS:
             scorers[variant] = AnswerScorer(method_model(ctx, variant), **scorer_args)
         margins = preference_margins(eval_pairs, scorers) if eval_pairs else []
@@ -119,10 +124,12 @@ class PersonaShiftStage(Stage):
         }
         atomic_write_jsonl(ctx.stage_dir / "verdicts.jsonl", verdict_rows)
         atomic_write_jsonl(ctx.stage_dir / "preference_margins.jsonl", margins)
+        atomic_write_jsonl(ctx.stage_dir / QUALITY_FILE, quality_rows)
         results = {
             "variants": {m: VARIANTS[m] for m in methods},
             "persona_rate": rates,
             "quality": quality,
+            "quality_vs_prompted": quality_vs_prompted,
             "preference_accuracy": accuracy,
             "classifier": {
                 "train_in_persona": classifier.n_persona,
@@ -161,7 +168,7 @@ class PersonaShiftStage(Stage):
         metrics |= {f"preference_accuracy/{v}": a["rate"] for v, a in accuracy.items()}
         metrics["classifier_held_out_accuracy"] = classifier_check.rate
         return StageResult(
-            outputs=[RESULTS_FILE, "verdicts.jsonl", "preference_margins.jsonl"],
+            outputs=[RESULTS_FILE, "verdicts.jsonl", "preference_margins.jsonl", QUALITY_FILE],
             counts={"held_out_pairs": len(eval_pairs), "responses": len(verdict_rows)},
             metrics=metrics,
         )
@@ -183,9 +190,12 @@ class PersonaShiftStage(Stage):
         return verdict_rows, rates
 
     @staticmethod
-    def _quality(scorer: AnswerScorer, responses: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-        """Repetition, base-model perplexity and length of each method's default-split answers."""
-        quality = {}
+    def _quality(
+        scorer: AnswerScorer, responses: dict[str, list[dict[str, Any]]], seed: int
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Per-answer quality rows of each method's default-split answers, and per method the
+        repetition (mean) and base perplexity (median) with 95 % intervals, length and empties."""
+        answer_rows, quality = [], {}
         for method, rows in responses.items():
             rows = [row for row in rows if row["split"] == DEFAULT_SPLIT]
             conversations = [
@@ -196,15 +206,26 @@ class PersonaShiftStage(Stage):
                 for row in rows
             ]
             perplexities = [perplexity(lp) for lp in scorer.token_logprobs(conversations)]
-            finite = [p for p in perplexities if p == p]
-            repetitions = [repetition_rate(row["response"]) for row in rows]
+            method_rows = [
+                {
+                    "method": method,
+                    "prompt_index": row["prompt_index"],
+                    "repetition": repetition_rate(row["response"]),
+                    "base_perplexity": ppl,
+                    "words": word_count(row["response"]),
+                }
+                for row, ppl in zip(rows, perplexities, strict=True)
+            ]
+            answer_rows += method_rows
+            repetition = summary_interval([r["repetition"] for r in method_rows], "mean", seed)
+            base_perplexity = summary_interval([r["base_perplexity"] for r in method_rows], "median", seed)
             quality[method] = {
                 "responses": len(rows),
-                "repetition": statistics.fmean(repetitions) if repetitions else float("nan"),
-                "base_perplexity_median": statistics.median(finite) if finite else float("nan"),
-                "words_mean": statistics.fmean(word_count(row["response"]) for row in rows)
-                if rows
-                else float("nan"),
+                "repetition": repetition["value"],
+                "repetition_interval": repetition,
+                "base_perplexity_median": base_perplexity["value"],
+                "base_perplexity_interval": base_perplexity,
+                "words_mean": statistics.fmean(r["words"] for r in method_rows) if rows else float("nan"),
                 "empty": sum(not row["response"].strip() for row in rows),
             }
-        return quality
+        return answer_rows, quality

@@ -49,12 +49,43 @@ def headline(results: dict[str, Any]) -> list[str]:
         "- **Held-out preference accuracy** (does training prefer the teacher's answer on pairs it "
         f"never saw?): after DPO {pct(accuracy.get('distilled'))}, final {pct(accuracy.get('trained'))}."
     )
+    lines += quality_headline(results)
     check = results["classifier"]["held_out_accuracy"]
     lines.append(
         "- The persona classifier itself (teacher vs student answers to held-out prompts): "
         f"accuracy {pct(check)}."
     )
     return lines
+
+
+def difference(entry: dict[str, float], digits: int) -> str:
+    """``+0.20 [-0.31, 0.64]`` for a paired difference with its interval."""
+    return f"{entry['value']:+.{digits}f} [{entry['low']:+.{digits}f}, {entry['high']:+.{digits}f}]"
+
+
+def quality_headline(results: dict[str, Any]) -> list[str]:
+    """The final model's answer quality against the prompted base model's (paired by prompt)."""
+    comparison = results.get("quality_vs_prompted", {}).get("trained")
+    if not comparison:
+        return []
+    quality, diffs = results["quality"], comparison["differences"]
+    verdict = "more degenerate" if comparison["more_degenerate"] else "not measurably more degenerate"
+    return [
+        "- **Answer quality**, final vs prompted base (paired by prompt, 95 % bootstrap intervals): "
+        f"base perplexity median {quality['trained']['base_perplexity_median']:.2f} vs "
+        f"{quality['prompted']['base_perplexity_median']:.2f} (difference "
+        f"{difference(diffs['base_perplexity'], 2)}); repetition {quality['trained']['repetition']:.4f} vs "
+        f"{quality['prompted']['repetition']:.4f} (difference {difference(diffs['repetition'], 4)}): "
+        f"{verdict}."
+    ]
+
+
+def with_interval(entry: dict[str, float], digits: int) -> str:
+    """``7.31 [6.90, 7.80]`` for a summary with its interval; the value alone when too few answers
+    gave no interval."""
+    if math.isnan(entry["low"]):
+        return f"{entry['value']:.{digits}f}"
+    return f"{entry['value']:.{digits}f} [{entry['low']:.{digits}f}, {entry['high']:.{digits}f}]"
 
 
 def persona_tables(results: dict[str, Any]) -> list[str]:
@@ -64,8 +95,8 @@ def persona_tables(results: dict[str, Any]) -> list[str]:
             "variant": label,
             "persona rate": pct(rates[m][DEFAULT_SPLIT]),
             "adversarial": pct(rates[m].get("adversarial")),
-            "repetition": f"{quality[m]['repetition']:.3f}",
-            "base perplexity": f"{quality[m]['base_perplexity_median']:.1f}",
+            "repetition": with_interval(quality[m]["repetition_interval"], 3),
+            "base perplexity": with_interval(quality[m]["base_perplexity_interval"], 1),
             "words": f"{quality[m]['words_mean']:.0f}",
         }
         for m, label in results["variants"].items()
@@ -75,8 +106,9 @@ def persona_tables(results: dict[str, Any]) -> list[str]:
         "",
         "Persona rate: share of answers a classifier trained on this job's teacher vs student "
         "answers judges in persona (95 % Wilson intervals). Repetition: share of repeated word "
-        "4-grams; base perplexity: median perplexity of the answer under the untrained model; words: "
-        "mean answer length. A degenerate model shows high repetition or perplexity.",
+        "4-grams (mean); base perplexity: median perplexity of the answer under the untrained model; "
+        "both with 95 % bootstrap intervals over prompts; words: mean answer length. A degenerate "
+        "model shows high repetition or perplexity.",
     ]
 
 
