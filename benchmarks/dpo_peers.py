@@ -15,7 +15,10 @@ betas (0.9, 0.95), gradient clipping at 1.0, and N optimizer steps over the firs
 - upstream OpenRLHF 0.11.2: ``openrlhf.cli.train_dpo.train`` with its own flags, i.e. plain DPO
   with a separate reference model, as upstream does;
 - TRL: ``trl.DPOTrainer`` with a PEFT ``LoraConfig`` (its reference is then the policy with the
-  adapter disabled, TRL's default), gradient checkpointing off as in the others.
+  adapter disabled, TRL's default), gradient checkpointing off as in the others;
+- on request (``--configs onepass,upstream1``), two diagnostics for memory at long lengths: ours
+  with each micro-batch in one pass (``--logps.max_pass_tokens 0``), and upstream with a micro-batch
+  of one pair (what one of our token-bounded passes holds at 1024 tokens).
 
 Each run is a fresh subprocess (its peak RSS is its own), the trainers alternate (A B C A B C ...)
 so that a machine that gets busier or quieter mid-benchmark hurts all of them alike. OpenRLHF and
@@ -84,23 +87,41 @@ QWEN_VOCAB = 151_936
 
 CHARACTER_FLAGS = ["--model.nll_loss_coef", "0.1", "--model.kl_coef", "0.001", "--ref.adapter_disabled"]
 # The flags that turn our fast paths off: full-vocabulary scoring of every position, one forward
-# per sequence instead of a shared prompt, reference log-probs computed at every step.
-LEGACY_FLAGS = ["--logps.full_vocab", "--logps.separate_prompts", "--ref.per_step"]
+# per sequence instead of a shared prompt, reference log-probs computed at every step, the whole
+# micro-batch in one forward/backward pass.
+LEGACY_FLAGS = [
+    "--logps.full_vocab",
+    "--logps.separate_prompts",
+    "--ref.per_step",
+    "--logps.max_pass_tokens",
+    "0",
+]
 
 # Our configurations: extra flags on top of the common ones (``common_flags``).
 OURS: dict[str, list[str]] = {
     "ours (character objective)": CHARACTER_FLAGS,
     "ours, legacy path": CHARACTER_FLAGS + LEGACY_FLAGS,
+    # The fast path with the whole micro-batch in one pass: what token-bounded passes save.
+    "ours, one pass": CHARACTER_FLAGS + ["--logps.max_pass_tokens", "0"],
     # The peers' objective (no NLL, no KL) on our fast path, for a like-for-like loss.
     "ours (plain DPO)": ["--model.nll_loss_coef", "0", "--model.kl_coef", "0", "--ref.adapter_disabled"],
 }
-PEERS: dict[str, str] = {"upstream OpenRLHF": "upstream", "TRL": "trl"}
+PEERS: dict[str, str] = {
+    "upstream OpenRLHF": "upstream",
+    "TRL": "trl",
+    "upstream OpenRLHF, micro 1": "upstream",
+}
+# Configurations whose micro-batch is not MICRO_PAIRS: upstream with one pair per forward/backward
+# holds what our token-bounded passes hold at long lengths, to compare memory like for like.
+MICRO_OVERRIDES: dict[str, int] = {"upstream OpenRLHF, micro 1": 1}
 SHORT_NAMES = {
     "character": "ours (character objective)",
     "legacy": "ours, legacy path",
+    "onepass": "ours, one pass",
     "plain": "ours (plain DPO)",
     "upstream": "upstream OpenRLHF",
     "trl": "TRL",
+    "upstream1": "upstream OpenRLHF, micro 1",
 }
 PROFILED = "ours (character objective)"
 
@@ -120,6 +141,7 @@ class WorkerSpec:
     result: str
     profile: bool = False
     threads: int | None = None
+    micro_pairs: int = MICRO_PAIRS
 
 
 # ----------------------------------------------------------------------------------------------
@@ -308,7 +330,7 @@ def common_flags(spec: WorkerSpec) -> list[str]:
         "--data.max_len", str(spec.max_len),
         "--data.max_samples", str(spec.steps * BATCH_PAIRS),
         "--train.batch_size", str(BATCH_PAIRS),
-        "--train.micro_batch_size", str(MICRO_PAIRS),
+        "--train.micro_batch_size", str(spec.micro_pairs),
         "--train.max_epochs", "1",
         "--train.seed", str(SEED),
         "--adam.lr", str(LEARNING_RATE),
@@ -377,6 +399,9 @@ class Probe:
     step_ends: list[float] = field(default_factory=list)
     step_losses: list[float] = field(default_factory=list)
     micro_losses: list[float] = field(default_factory=list)
+    # backward calls of the current micro-batch add up to its loss (ours may run one micro-batch
+    # in several token-bounded passes, each a backward of its weighted share)
+    pending_loss: float = 0.0
     micro_steps: int = 0
     on_micro_step: Any = None  # called with the micro-step count (the profiler uses it)
 
@@ -385,6 +410,8 @@ class Probe:
         self.loaded_at = time.perf_counter()
 
     def micro_step_done(self, accumulation: int) -> None:
+        self.micro_losses.append(self.pending_loss)
+        self.pending_loss = 0.0
         self.micro_steps += 1
         if self.micro_steps % accumulation == 0:
             self.step_ends.append(time.perf_counter())
@@ -411,7 +438,7 @@ def instrument_strategy(probe: Probe) -> None:
         return prepared
 
     def recording_backward(self, loss, *args, **kwargs):
-        probe.micro_losses.append(float(loss.detach().float()))
+        probe.pending_loss += float(loss.detach().float())
         return backward(self, loss, *args, **kwargs)
 
     def recording_step(self, *args, **kwargs):
@@ -624,8 +651,8 @@ def run_trl(spec: WorkerSpec, probe: Probe) -> None:
     data = load_dataset("json", data_files=spec.data, split="train").select(range(spec.steps * BATCH_PAIRS))
     config = DPOConfig(
         output_dir=str(Path(spec.workdir) / "output"),
-        per_device_train_batch_size=MICRO_PAIRS,
-        gradient_accumulation_steps=BATCH_PAIRS // MICRO_PAIRS,
+        per_device_train_batch_size=spec.micro_pairs,
+        gradient_accumulation_steps=BATCH_PAIRS // spec.micro_pairs,
         max_length=spec.max_len,
         max_steps=spec.steps,
         num_train_epochs=1,
@@ -838,9 +865,13 @@ def print_profile(profile: dict[str, Any]) -> None:
     print(tabulate(top, headers=["top ops", "ms", "%"], disable_numparse=True))
 
 
+# Run only when asked for (--configs): they explain a result rather than compete.
+DIAGNOSTIC = ("ours, one pass", "upstream OpenRLHF, micro 1")
+
+
 def selected(names: str | None) -> list[str]:
     if not names:
-        return list(SHORT_NAMES.values())
+        return [name for name in SHORT_NAMES.values() if name not in DIAGNOSTIC]
     unknown = [short for short in names.split(",") if short not in SHORT_NAMES]
     if unknown:
         raise SystemExit(f"--configs: unknown {unknown}; choose from {','.join(SHORT_NAMES)}")
@@ -862,6 +893,7 @@ def spec_for(
         workdir=str(folder),
         result=str(folder / "result.json"),
         threads=args.threads,
+        micro_pairs=MICRO_OVERRIDES.get(name, MICRO_PAIRS),
     )
 
 

@@ -134,6 +134,7 @@ def dpo_argv(
         argv.append("--logps.separate_prompts")
     if not params.precomputed_reference:
         argv.append("--ref.per_step")
+    argv += ["--logps.max_pass_tokens", str(params.max_pass_tokens)]
     if eval_dataset is not None:
         argv += ["--eval.dataset", str(eval_dataset), "--eval.split", "train"]
     return argv

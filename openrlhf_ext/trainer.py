@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from openrlhf_ext.loss import CharacterDPOLoss, DpoLossTerms
 from openrlhf_ext.metrics_log import append_metrics
+from openrlhf_ext.micro_passes import boundary_held, combine_terms, split_batch
 from openrlhf_ext.pair_layout import LayoutCost, build_pair_rows
 from openrlhf_ext.pair_scoring import PairLogps, Scoring, causal_lm_of, score_pairs
 from openrlhf_ext.reference import AdapterDisabledReference
@@ -43,6 +44,7 @@ class CharacterDPOTrainer(DPOTrainer):
         scoring: Scoring | None = None,
         reference_logps: ReferenceLogps | None = None,
         eval_reference_logps: ReferenceLogps | None = None,
+        max_pass_tokens: int = 0,
         **kwargs: Any,
     ):
         super().__init__(*args, beta=loss.beta, **kwargs)  # beta is passed once, with the loss
@@ -51,11 +53,8 @@ class CharacterDPOTrainer(DPOTrainer):
         self.scoring = scoring or Scoring(response_only=False)
         self.reference_logps = reference_logps
         self.eval_reference_logps = eval_reference_logps
+        self.max_pass_tokens = max_pass_tokens
         self._evaluated_step: tuple[int, dict[str, float]] | None = None
-        # policy and reference share one architecture: the layout's cost model is built once
-        self.layout_cost = (
-            LayoutCost.of(causal_lm_of(self.model.model).config) if self.scoring.share_by_cost else None
-        )
 
     @functools.cached_property
     def layout_cost(self) -> LayoutCost | None:
@@ -136,6 +135,24 @@ class CharacterDPOTrainer(DPOTrainer):
             )
         return self.character_loss(policy_c, policy_r, ref_c, ref_r, mask_c, mask_r)
 
+    def forward_backward(self, batch) -> DpoLossTerms:
+        """Loss and gradients of one micro-batch, in passes of at most ``max_pass_tokens``
+        tokens (``micro_passes.py``: the same gradients, one pass's activations at a time)."""
+        passes = split_batch(batch, self.max_pass_tokens)
+        if len(passes) == 1:
+            terms = self.compute_terms(batch, self.reference_logps)
+            self.strategy.backward(terms.total, self.model, self.optimizer)
+            return terms
+        pairs = len(batch[4])
+        engine = getattr(self.model, "model", self.model)  # the DeepSpeed engine inside the Actor
+        parts = []
+        for index, part in enumerate(passes):
+            terms = self.compute_terms(part, self.reference_logps)
+            with boundary_held(engine, hold=index < len(passes) - 1):
+                self.strategy.backward(terms.total * (len(part[4]) / pairs), self.model, self.optimizer)
+            parts.append((terms, len(part[4])))
+        return combine_terms(parts)
+
     def fit(self, args, consumed_samples: int = 0, num_update_steps_per_epoch: int | None = None) -> None:
         if num_update_steps_per_epoch is None:
             num_update_steps_per_epoch = len(self.train_dataloader)
@@ -164,8 +181,7 @@ class CharacterDPOTrainer(DPOTrainer):
             self.model.train()
             self.ref_model.eval()
             for batch in self.train_dataloader:
-                terms = self.compute_terms(batch, self.reference_logps)
-                self.strategy.backward(terms.total, self.model, self.optimizer)
+                terms = self.forward_backward(batch)
                 self.strategy.optimizer_step(self.optimizer, self.model, self.scheduler)
                 logs = {
                     "loss": terms.total.item(),

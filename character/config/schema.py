@@ -281,6 +281,10 @@ class DpoStageConfig(TrainingStageConfig):
     # the reference's log-probs computed once before training. false = OpenRLHF's path.
     shared_prompt: bool = True
     precomputed_reference: bool = True
+    # a micro-batch runs in passes of at most this many tokens, each with its own backward: the
+    # same gradients with one pass's activations in memory (openrlhf_ext/micro_passes.py; the
+    # CLI's default); 0 = the whole micro-batch in one pass. Runtime: memory, not the update
+    max_pass_tokens: int = knob(2048, ge=0, runtime=True)
 
 
 @dataclass

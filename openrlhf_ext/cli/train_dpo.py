@@ -19,6 +19,9 @@ and tune it:
   --logps.chunk_rows INT        response positions per output-layer chunk (default 512)
   --logps.row_by_row            one forward per row, cut to its length, instead of one for the
                                 micro-batch's padded rows (no padding computed; slower here)
+  --logps.max_pass_tokens INT   run a micro-batch in passes of at most this many tokens, each
+                                with its own backward: same gradients, less activation memory
+                                (default 2048; 0 = the whole micro-batch in one pass)
   --ref.logps_file PATH         where the precomputed reference log-probs are kept
                                 (default <ckpt.path>/reference_logps-{train,eval}.pt)
   --ref.logps_batch INT         pairs per forward for examples the first epoch's batches leave
@@ -42,6 +45,7 @@ from openrlhf_ext.cpu_runtime import (
 )
 from openrlhf_ext.launch import die_with_parent
 from openrlhf_ext.loss import KL_ESTIMATORS, CharacterDPOLoss
+from openrlhf_ext.micro_passes import DEFAULT_MAX_PASS_TOKENS, split_batch
 from openrlhf_ext.objective import DPO_OBJECTIVE
 from openrlhf_ext.pair_scoring import Scoring
 from openrlhf_ext.reference_logps import (
@@ -73,6 +77,7 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--logps.always_share_prompt", action="store_true", default=False)
     parser.add_argument("--logps.chunk_rows", type=int, default=DEFAULT_CHUNK_ROWS)
     parser.add_argument("--logps.row_by_row", action="store_true", default=False)
+    parser.add_argument("--logps.max_pass_tokens", type=int, default=DEFAULT_MAX_PASS_TOKENS)
     parser.add_argument("--logger.metrics_file", type=str, default=None)
     parser.set_defaults(
         **{
@@ -89,6 +94,8 @@ def parse_args(argv: list[str] | None = None):
         parser.error("--ref.adapter_disabled needs LoRA training (--ds.lora.rank > 0)")
     if args.logps.chunk_rows < 1:
         parser.error(f"--logps.chunk_rows must be >= 1, got {args.logps.chunk_rows}")
+    if args.logps.max_pass_tokens < 0:
+        parser.error(f"--logps.max_pass_tokens must be >= 0 (0: no limit), got {args.logps.max_pass_tokens}")
     return args
 
 
@@ -164,6 +171,7 @@ def reference_table(args, strategy, trainer, dataset: IndexedPairs, split: str) 
         attn=args.ds.attn_implementation,
         dtype=args.ds.param_dtype,
         row_by_row=trainer.scoring.row_by_row,
+        max_pass_tokens=trainer.max_pass_tokens,
     )
     stored = ReferenceLogps.load(path, fingerprint)
     if stored is not None and len(stored) == len(dataset):
@@ -180,15 +188,18 @@ def reference_table(args, strategy, trainer, dataset: IndexedPairs, split: str) 
     if hasattr(sampler, "set_epoch"):
         sampler.set_epoch(0, consumed_samples=0)  # the first epoch's batches, as fit will see them
     rng = torch.get_rng_state()  # iterating a loader draws a seed; training's randomness stays put
+    # training scores its micro-batches in passes (micro_passes.py); scoring the same passes
+    # here keeps the stored numbers bit-equal to the untrained policy's in bf16
+    max_tokens = trainer.max_pass_tokens if split == "train" else 0
+    passes = (part for batch in progress(loader) for part in split_batch(batch, max_tokens))
     table = compute_reference_logps(
         dataset,
-        loader,
+        passes,
         lambda batch: trainer.score_batch(trainer.ref_model, batch),
         fingerprint,
         batch_pairs=args.ref.logps_batch,
         rank=rank,
         world_size=world,
-        progress=progress,
     )
     torch.set_rng_state(rng)
     if strategy.is_rank_0():
@@ -274,6 +285,7 @@ def train(args) -> None:
         loss=loss,
         metrics_file=args.logger.metrics_file,
         scoring=scoring_of(args, strategy),
+        max_pass_tokens=args.logps.max_pass_tokens,
     )
     if trainer.scoring.response_only and not args.ref.per_step:
         trainer.reference_logps = reference_table(args, strategy, trainer, train_dataset, "train")

@@ -37,6 +37,8 @@ def test_fast_path_is_the_default_and_each_part_has_a_switch() -> None:
     args = parse_args(legacy)
     assert args.logps.full_vocab and args.logps.separate_prompts and args.ref.per_step
     assert parse_args(default).model.kl_coef == DpoStageConfig().kl_coef
+    assert parse_args(default).logps.max_pass_tokens == DpoStageConfig().max_pass_tokens
+    assert parse_args(_dpo(max_pass_tokens=0)).logps.max_pass_tokens == 0
 
 
 def test_sft_switch() -> None:
