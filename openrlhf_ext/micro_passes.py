@@ -26,10 +26,6 @@ import torch
 
 from openrlhf_ext.loss import DpoLossTerms
 
-# Two 1024-token rows: one long pair per pass, while the demo's and the 512-token benchmark's
-# micro-batches stay whole. On GPUs with memory to spare, a larger budget (or 0) batches more.
-DEFAULT_MAX_PASS_TOKENS = 2048
-
 
 def pair_tokens(batch: Sequence) -> list[int]:
     """Tokens of each pair (chosen + rejected, padding excluded) of a collated micro-batch."""

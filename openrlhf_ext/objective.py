@@ -24,3 +24,9 @@ class DpoObjective:
 
 
 DPO_OBJECTIVE = DpoObjective()
+
+# Not part of the objective but shared the same way (the CLI's --logps.max_pass_tokens and
+# stages.dpo.max_pass_tokens; micro_passes.py): two 1024-token rows per pass, so a long pair runs
+# alone while the demo's and the 512-token benchmark's micro-batches stay whole. On GPUs with
+# memory to spare, a larger budget (or 0) batches more.
+DEFAULT_MAX_PASS_TOKENS = 2048

@@ -17,7 +17,7 @@ from omegaconf import II, MISSING
 from character.config.checks import knob
 from character.models.gguf import GgufSource
 from character.models.tiny import TinySpec
-from openrlhf_ext.objective import DPO_OBJECTIVE
+from openrlhf_ext.objective import DEFAULT_MAX_PASS_TOKENS, DPO_OBJECTIVE
 
 # Choices of the enumerated knobs (character/config/checks.py checks every value before a job
 # writes anything; docs/configuration.md lists them).
@@ -284,7 +284,7 @@ class DpoStageConfig(TrainingStageConfig):
     # a micro-batch runs in passes of at most this many tokens, each with its own backward: the
     # same gradients with one pass's activations in memory (openrlhf_ext/micro_passes.py; the
     # CLI's default); 0 = the whole micro-batch in one pass. Runtime: memory, not the update
-    max_pass_tokens: int = knob(2048, ge=0, runtime=True)
+    max_pass_tokens: int = knob(DEFAULT_MAX_PASS_TOKENS, ge=0, runtime=True)
 
 
 @dataclass

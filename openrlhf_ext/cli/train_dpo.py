@@ -45,8 +45,8 @@ from openrlhf_ext.cpu_runtime import (
 )
 from openrlhf_ext.launch import die_with_parent
 from openrlhf_ext.loss import KL_ESTIMATORS, CharacterDPOLoss
-from openrlhf_ext.micro_passes import DEFAULT_MAX_PASS_TOKENS, split_batch
-from openrlhf_ext.objective import DPO_OBJECTIVE
+from openrlhf_ext.micro_passes import split_batch
+from openrlhf_ext.objective import DEFAULT_MAX_PASS_TOKENS, DPO_OBJECTIVE
 from openrlhf_ext.pair_scoring import Scoring
 from openrlhf_ext.reference_logps import (
     IndexedPairs,
@@ -67,7 +67,9 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument(
         "--model.kl_estimator", type=str, default=DPO_OBJECTIVE.kl_estimator, choices=KL_ESTIMATORS
     )
-    parser.add_argument("--model.length_normalize", action="store_true", default=False)
+    parser.add_argument(
+        "--model.length_normalize", action="store_true", default=DPO_OBJECTIVE.length_normalize
+    )
     parser.add_argument("--ref.adapter_disabled", action="store_true", default=False)
     parser.add_argument("--ref.per_step", action="store_true", default=False)
     parser.add_argument("--ref.logps_file", type=str, default=None)

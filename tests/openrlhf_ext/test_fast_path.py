@@ -317,6 +317,8 @@ def test_cli_defaults_train_the_pipelines_objective() -> None:
     assert args.model.kl_coef == pipeline.kl_coef == 0.001
     assert args.model.kl_estimator == pipeline.kl_estimator
     assert args.model.label_smoothing == pipeline.label_smoothing
+    assert args.model.length_normalize == pipeline.length_normalize
+    assert args.model.ipo_enable == pipeline.ipo
     assert not args.logps.full_vocab and not args.logps.separate_prompts and not args.ref.per_step
 
 

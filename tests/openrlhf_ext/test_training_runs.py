@@ -122,3 +122,75 @@ def test_deepspeed_launcher_path(tmp_path: Path, tiny_model: str) -> None:
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert [row["global_step"] for row in read_jsonl(tmp_path / "metrics.jsonl")] == [1, 2]
+
+
+# The flags that choose the objective; a user running the CLI by hand may leave them all out.
+LOSS_FLAGS_WITH_VALUE = {
+    "--model.beta",
+    "--model.nll_loss_coef",
+    "--model.kl_coef",
+    "--model.kl_estimator",
+    "--model.label_smoothing",
+}
+LOSS_SWITCHES = {"--model.length_normalize", "--model.ipo_enable"}
+
+
+def without_loss_flags(argv: list[str]) -> list[str]:
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in LOSS_FLAGS_WITH_VALUE:
+            skip = True
+        elif arg not in LOSS_SWITCHES:
+            kept.append(arg)
+    return kept
+
+
+def test_the_cli_without_loss_flags_trains_the_pipelines_objective(tmp_path: Path, tiny_model: str) -> None:
+    """The DPO stage's flags (``dpo_argv`` of a default ``stages.dpo``) against the same command
+    with every loss flag left out: two real runs whose logged terms agree at every step. The
+    second step's loss contains the KL term, so a CLI default differing from the pipeline's
+    (beta, NLL or KL weight, estimator) would show."""
+    from omegaconf import OmegaConf
+
+    from character.config.schema import DpoStageConfig
+    from openrlhf_ext.argv import dpo_argv
+
+    data = write_preferences(tmp_path / "data", 16) / "train.jsonl"  # 2 steps of 8 pairs
+    params = OmegaConf.merge(
+        OmegaConf.structured(DpoStageConfig),
+        {
+            "max_len": 128,
+            "batch_size": 8,
+            "micro_batch_size": 4,
+            "learning_rate": 5e-4,
+            "warmup_ratio": 0.0,  # the first step updates, so the second has a KL to weigh
+            "lora": {"rank": 8},
+        },
+    )
+    rows = {}
+    for name in ("pipeline", "by_hand"):
+        out = tmp_path / name
+        argv = dpo_argv(
+            params,
+            model_path=tiny_model,
+            dataset=data,
+            output_dir=out / "adapter",
+            ckpt_dir=out / "ckpt",
+            metrics_file=out / "metrics.jsonl",
+            target_modules=["q_proj", "v_proj"],
+            seed=0,
+        )
+        if name == "by_hand":
+            argv = without_loss_flags(argv)
+            assert not (LOSS_FLAGS_WITH_VALUE | LOSS_SWITCHES) & set(argv)
+        run = torchrun("openrlhf_ext.cli.train_dpo", *argv, log=tmp_path / f"{name}.log")
+        assert run.wait(timeout=600) == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
+        rows[name] = read_jsonl(out / "metrics.jsonl")
+    pipeline, by_hand = rows["pipeline"], rows["by_hand"]
+    assert [r["global_step"] for r in pipeline] == [r["global_step"] for r in by_hand] == [1, 2]
+    assert pipeline[1]["kl"] > 0  # the KL weight enters the second step's loss
+    for ours, theirs in zip(by_hand, pipeline, strict=True):
+        for key in ("loss", "dpo_loss", "nll_loss", "kl"):
+            assert ours[key] == theirs[key], (key, ours, theirs)
