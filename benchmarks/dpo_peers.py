@@ -831,23 +831,21 @@ def print_table(summaries: list[dict[str, Any]], skipped: dict[str, str]) -> Non
 
 
 def ratio_lines(summaries: list[dict[str, Any]]) -> list[str]:
-    """Each of our configurations against the faster peer (s/step) and upstream (RSS growth)."""
+    """Each of our configurations against each peer that ran: how many times faster per step, and
+    its RSS growth as a fraction of the peer's. The faster peer at the same settings is the
+    target's yardstick; the diagnostic peers (other settings) are shown for what they are."""
     by_name = {row["name"]: row for row in summaries}
     peers = [by_name[n] for n in PEERS if n in by_name and by_name[n]["s_per_step"]]
-    fastest = min(peers, key=lambda row: row["s_per_step"]) if peers else None
-    upstream = by_name.get("upstream OpenRLHF")
     lines = []
     for name in OURS:
         ours = by_name.get(name)
         if not ours or not ours["s_per_step"]:
             continue
-        parts = []
-        if fastest:
-            parts.append(f"s/step {ours['s_per_step'] / fastest['s_per_step']:.3f}x {fastest['name']}'s")
-        if upstream and upstream["rss_growth_mb"] and ours["rss_growth_mb"] is not None:
-            parts.append(f"RSS growth {ours['rss_growth_mb'] / upstream['rss_growth_mb']:.3f}x upstream's")
-        if parts:
-            lines.append(f"{name}: " + ", ".join(parts))
+        for peer in peers:
+            parts = [f"{peer['s_per_step'] / ours['s_per_step']:.2f}x faster per step"]
+            if peer["rss_growth_mb"] and ours["rss_growth_mb"] is not None:
+                parts.append(f"RSS growth {ours['rss_growth_mb'] / peer['rss_growth_mb']:.3f}x")
+            lines.append(f"{name} vs {peer['name']}: " + ", ".join(parts))
     return lines
 
 
