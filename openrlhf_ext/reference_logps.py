@@ -138,7 +138,6 @@ def compute_reference_logps(
     batch_pairs: int,
     rank: int = 0,
     world_size: int = 1,
-    progress: Callable[[Iterable], Iterable] = lambda items: items,
 ) -> ReferenceLogps:
     """One no-grad pass of ``score`` (a collated batch -> ``PairLogps``).
 
@@ -147,7 +146,7 @@ def compute_reference_logps(
     policy's bit for bit (other batch shapes round differently). Examples those batches leave out
     (``drop_last``) are scored afterwards in batches of ``batch_pairs``, shared across ranks."""
     results: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    _score_into(results, progress(loader_batches), score)
+    _score_into(results, loader_batches, score)
     merged: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     for part in _gather(sorted(results.items()), world_size):
         merged.update(dict(part))

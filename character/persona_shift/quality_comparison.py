@@ -21,9 +21,11 @@ import numpy as np
 # without any training. A trained model should be no more degenerate than it.
 REFERENCE_VARIANT = "prompted"
 RESAMPLES = 2000
-# (measure in the per-answer rows, statistic over answers, name in the results)
+# (measure in the per-answer rows, statistic over answers)
 MEASURES: tuple[tuple[str, str], ...] = (("repetition", "mean"), ("base_perplexity", "median"))
 _STATISTICS: dict[str, Callable[..., Any]] = {"mean": np.mean, "median": np.median}
+# A summary or difference with no answers to compute it from.
+_NO_ANSWERS = {"value": math.nan, "low": math.nan, "high": math.nan, "n": 0}
 
 
 def _interval(
@@ -50,7 +52,7 @@ def summary_interval(values: Sequence[float], how: str, seed: int) -> dict[str, 
     """The ``how`` ("mean" or "median") of ``values`` (NaNs dropped) with its 95 % interval."""
     finite = np.array([v for v in values if not math.isnan(v)], dtype=float)
     if finite.size == 0:
-        return {"value": math.nan, "low": math.nan, "high": math.nan, "n": 0}
+        return dict(_NO_ANSWERS)
     statistic = _STATISTICS[how]
     low, high = _interval((finite,), lambda x, axis: statistic(x, axis=axis), seed)
     return {"value": float(statistic(finite)), "low": low, "high": high, "n": int(finite.size)}
@@ -65,7 +67,7 @@ def paired_difference(
     x = np.array([variant[i] for i in shared], dtype=float)
     y = np.array([reference[i] for i in shared], dtype=float)
     if not shared:
-        return {"value": math.nan, "low": math.nan, "high": math.nan, "n": 0}
+        return dict(_NO_ANSWERS)
     statistic = _STATISTICS[how]
 
     def difference(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
