@@ -18,7 +18,11 @@ betas (0.9, 0.95), gradient clipping at 1.0, and N optimizer steps over the firs
   adapter disabled, TRL's default), gradient checkpointing off as in the others;
 - on request (``--configs onepass,upstream1``), two diagnostics for memory at long lengths: ours
   with each micro-batch in one pass (``--logps.max_pass_tokens 0``), and upstream with a micro-batch
-  of one pair (what one of our token-bounded passes holds at 1024 tokens).
+  of one pair (what one of our token-bounded passes holds at 1024 tokens);
+- on request (``--configs keepfreed,upstreamtrim``), two diagnostics for the allocator: ours with
+  freed host memory kept in glibc's arenas (``--memory.keep_freed_pages``, upstream's behaviour),
+  and upstream with freed memory handed back after each backward and optimizer step by the worker
+  (what ours does by default, ``openrlhf_ext/host_memory.py``).
 
 Each run is a fresh subprocess (its peak RSS is its own), the trainers alternate (A B C A B C ...)
 so that a machine that gets busier or quieter mid-benchmark hurts all of them alike. OpenRLHF and
@@ -103,6 +107,9 @@ OURS: dict[str, list[str]] = {
     "ours, legacy path": CHARACTER_FLAGS + LEGACY_FLAGS,
     # The fast path with the whole micro-batch in one pass: what token-bounded passes save.
     "ours, one pass": CHARACTER_FLAGS + ["--logps.max_pass_tokens", "0"],
+    # The fast path with freed host memory kept in the allocator (upstream's behaviour): what
+    # handing it back after each backward and step saves (openrlhf_ext/host_memory.py).
+    "ours, freed memory kept": CHARACTER_FLAGS + ["--memory.keep_freed_pages"],
     # The peers' objective (no NLL, no KL) on our fast path, for a like-for-like loss.
     "ours (plain DPO)": ["--model.nll_loss_coef", "0", "--model.kl_coef", "0", "--ref.adapter_disabled"],
 }
@@ -110,10 +117,14 @@ PEERS: dict[str, str] = {
     "upstream OpenRLHF": "upstream",
     "TRL": "trl",
     "upstream OpenRLHF, micro 1": "upstream",
+    "upstream OpenRLHF, freed memory returned": "upstream",
 }
 # Configurations whose micro-batch is not MICRO_PAIRS: upstream with one pair per forward/backward
 # holds what our token-bounded passes hold at long lengths, to compare memory like for like.
 MICRO_OVERRIDES: dict[str, int] = {"upstream OpenRLHF, micro 1": 1}
+# Upstream with the worker handing freed host memory back after each backward and optimizer step,
+# as our trainer does by default: how much of our RSS advantage is that alone.
+RETURNS_FREED_MEMORY = {"upstream OpenRLHF, freed memory returned"}
 SHORT_NAMES = {
     "character": "ours (character objective)",
     "legacy": "ours, legacy path",
@@ -122,6 +133,8 @@ SHORT_NAMES = {
     "upstream": "upstream OpenRLHF",
     "trl": "TRL",
     "upstream1": "upstream OpenRLHF, micro 1",
+    "keepfreed": "ours, freed memory kept",
+    "upstreamtrim": "upstream OpenRLHF, freed memory returned",
 }
 PROFILED = "ours (character objective)"
 
@@ -142,6 +155,7 @@ class WorkerSpec:
     profile: bool = False
     threads: int | None = None
     micro_pairs: int = MICRO_PAIRS
+    return_freed_memory: bool = False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -422,9 +436,17 @@ class Probe:
             self.on_micro_step(self.micro_steps, accumulation)
 
 
-def instrument_strategy(probe: Probe) -> None:
-    """Wrap the three DeepspeedStrategy methods both OpenRLHF trainers go through."""
+def instrument_strategy(probe: Probe, return_freed_memory: bool = False) -> None:
+    """Wrap the three DeepspeedStrategy methods both OpenRLHF trainers go through; with
+    ``return_freed_memory``, freed host memory goes back to the system after each backward and
+    optimizer step (what our trainer does itself)."""
     from openrlhf.utils.deepspeed import DeepspeedStrategy
+
+    from openrlhf_ext.host_memory import release_free_host_memory
+
+    def after_phase() -> None:
+        if return_freed_memory:
+            release_free_host_memory()
 
     prepare, backward, optimizer_step = (
         DeepspeedStrategy.prepare,
@@ -439,10 +461,13 @@ def instrument_strategy(probe: Probe) -> None:
 
     def recording_backward(self, loss, *args, **kwargs):
         probe.pending_loss += float(loss.detach().float())
-        return backward(self, loss, *args, **kwargs)
+        done = backward(self, loss, *args, **kwargs)
+        after_phase()
+        return done
 
     def recording_step(self, *args, **kwargs):
         done = optimizer_step(self, *args, **kwargs)
+        after_phase()
         probe.micro_step_done(self.accumulated_gradient)
         return done
 
@@ -706,7 +731,7 @@ def worker(spec: WorkerSpec) -> dict[str, Any]:
 
         provide_flash_attn_helpers()
         activate_if_no_cuda()
-        instrument_strategy(probe)
+        instrument_strategy(probe, spec.return_freed_memory)
         if spec.profile:
             vocab = json.loads((Path(spec.model) / "config.json").read_text())["vocab_size"]
             profile_one_micro_step(probe, vocab, profile)
@@ -892,6 +917,7 @@ def spec_for(
         result=str(folder / "result.json"),
         threads=args.threads,
         micro_pairs=MICRO_OVERRIDES.get(name, MICRO_PAIRS),
+        return_freed_memory=name in RETURNS_FREED_MEMORY,
     )
 
 

@@ -24,6 +24,7 @@ from openrlhf.trainer.dpo_trainer import DPOTrainer
 from openrlhf.utils.distributed_sampler import DistributedSampler
 from tqdm import tqdm
 
+from openrlhf_ext.host_memory import release_free_host_memory
 from openrlhf_ext.loss import CharacterDPOLoss, DpoLossTerms
 from openrlhf_ext.metrics_log import append_metrics
 from openrlhf_ext.micro_passes import boundary_held, combine_terms, split_batch
@@ -36,6 +37,8 @@ from openrlhf_ext.reference_logps import ReferenceLogps
 class CharacterDPOTrainer(DPOTrainer):
     """``DPOTrainer`` whose training step uses ``CharacterDPOLoss``."""
 
+    release_host_memory = False  # set per run by the CLI (on unless --memory.keep_freed_pages)
+
     def __init__(
         self,
         *args: Any,
@@ -45,6 +48,7 @@ class CharacterDPOTrainer(DPOTrainer):
         reference_logps: ReferenceLogps | None = None,
         eval_reference_logps: ReferenceLogps | None = None,
         max_pass_tokens: int = 0,
+        release_host_memory: bool = False,
         **kwargs: Any,
     ):
         super().__init__(*args, beta=loss.beta, **kwargs)  # beta is passed once, with the loss
@@ -54,6 +58,7 @@ class CharacterDPOTrainer(DPOTrainer):
         self.reference_logps = reference_logps
         self.eval_reference_logps = eval_reference_logps
         self.max_pass_tokens = max_pass_tokens
+        self.release_host_memory = release_host_memory
         self._evaluated_step: tuple[int, dict[str, float]] | None = None
 
     @functools.cached_property
@@ -135,6 +140,12 @@ class CharacterDPOTrainer(DPOTrainer):
             )
         return self.character_loss(policy_c, policy_r, ref_c, ref_r, mask_c, mask_r)
 
+    def _release_host_memory(self) -> None:
+        """After each backward and optimizer step: the activations just freed go back to the
+        system instead of staying in the allocator's arenas (``host_memory.py``)."""
+        if self.release_host_memory:
+            release_free_host_memory()
+
     def forward_backward(self, batch) -> DpoLossTerms:
         """Loss and gradients of one micro-batch, in passes of at most ``max_pass_tokens``
         tokens (``micro_passes.py``: the same gradients, one pass's activations at a time)."""
@@ -142,6 +153,7 @@ class CharacterDPOTrainer(DPOTrainer):
         if len(passes) == 1:
             terms = self.compute_terms(batch, self.reference_logps)
             self.strategy.backward(terms.total, self.model, self.optimizer)
+            self._release_host_memory()
             return terms
         pairs = len(batch[4])
         engine = getattr(self.model, "model", self.model)  # the DeepSpeed engine inside the Actor
@@ -150,6 +162,7 @@ class CharacterDPOTrainer(DPOTrainer):
             terms = self.compute_terms(part, self.reference_logps)
             with boundary_held(engine, hold=index < len(passes) - 1):
                 self.strategy.backward(terms.total * (len(part[4]) / pairs), self.model, self.optimizer)
+            self._release_host_memory()
             parts.append((terms, len(part[4])))
         return combine_terms(parts)
 
@@ -183,6 +196,7 @@ class CharacterDPOTrainer(DPOTrainer):
             for batch in self.train_dataloader:
                 terms = self.forward_backward(batch)
                 self.strategy.optimizer_step(self.optimizer, self.model, self.scheduler)
+                self._release_host_memory()
                 logs = {
                     "loss": terms.total.item(),
                     "dpo_loss": terms.dpo.item(),
