@@ -44,11 +44,13 @@ Models: ``smollm2`` (default) is SmolLM2-135M-Instruct converted from the ``llm-
 (``character.models.gguf``); ``qwen151k[:HIDDEN,LAYERS]`` is a randomly initialised
 Qwen2-architecture model with Qwen2.5's vocabulary size (151,936 rows; default body 576 x 30,
 SmolLM2's) and the tiny model's tokenizer, built once into the cache; any other value is a local
-Hugging Face model folder. Pairs are built deterministically from text the package ships (no
-network): user prompts from ``character/data/prompts``, chosen answers stitched from the
-constitutions' first-person trait statements, rejected answers from other prose lines, 60-250
-tokens each; ``--longest`` makes every answer long enough that each sequence reaches
-``--max-len``; ``--data FILE`` uses an existing pairs file instead (e.g. a run's
+Hugging Face model folder (one with a config and tokenizer but no weights gets random bf16 weights,
+built once into the cache: the same step cost where the real weights cannot travel). Pairs are
+built deterministically from text the package ships (no network): user prompts from
+``character/data/prompts``, chosen answers stitched from the constitutions' first-person trait
+statements, rejected answers from other prose lines, 60-250 tokens each; ``--longest`` makes
+every answer long enough that each sequence reaches ``--max-len``; ``--data FILE`` uses an
+existing pairs file instead (e.g. a run's
 ``dpo_data/train.jsonl``). Results are recorded in docs/benchmarks.md.
 """
 
@@ -181,7 +183,37 @@ def resolve_model(spec: str) -> Path:
     path = Path(spec).expanduser()
     if not (path / "config.json").is_file():
         raise SystemExit(f"--model {spec}: not smollm2, qwen151k[:H,L] or a folder with config.json")
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        return ensure_random_weights(path)
     return path
+
+
+def ensure_random_weights(source: Path) -> Path:
+    """A folder with only a model's config and tokenizer, given random bf16 weights (seed 0): the
+    same architecture and vocabulary, so the same step cost, on a machine the weights cannot reach
+    (a GPU machine without network, say). Built once into the cache, keyed by the config's hash."""
+    import hashlib
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    digest = hashlib.sha256((source / "config.json").read_bytes()).hexdigest()[:16]
+    target = cache_dir() / "models" / f"bench-random-{source.name}-{digest}"
+    if (target / "config.json").is_file():
+        return target
+    torch.manual_seed(0)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
+    try:  # built aside and renamed into place, as ensure_qwen151k does
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(source), dtype=torch.bfloat16)
+        model.save_pretrained(staging / "model")
+        for item in source.iterdir():
+            if item.is_file() and not (staging / "model" / item.name).exists():
+                shutil.copy(item, staging / "model" / item.name)
+        (staging / "model").rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def ensure_qwen151k(hidden: int, layers: int) -> Path:
@@ -695,7 +727,7 @@ def run_trl(spec: WorkerSpec, probe: Probe) -> None:
         eval_strategy="no",
         save_strategy="no",
         report_to=[],
-        use_cpu=True,
+        use_cpu=not torch.cuda.is_available(),
         seed=SEED,
         dataloader_num_workers=0,
         disable_tqdm=True,
@@ -761,6 +793,8 @@ def measurements(spec: WorkerSpec, probe: Probe, profile: dict[str, Any]) -> dic
         "loaded_rss_mb": probe.loaded_rss_mb,
         "peak_rss_mb": peak,
         "rss_growth_mb": peak - probe.loaded_rss_mb if probe.loaded_rss_mb is not None else None,
+        # On a GPU the memory that limits batch and length is the device's, not the host's.
+        "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
         "profile": profile or None,
         "metrics": metrics,
     }
@@ -816,6 +850,7 @@ def summarize(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "train_s": median_or_none([run["train_s"] for run in done]),
         "peak_rss_mb": median_or_none([run["peak_rss_mb"] for run in done]),
         "rss_growth_mb": median_or_none([run["rss_growth_mb"] for run in done]),
+        "peak_cuda_mb": median_or_none([run.get("peak_cuda_mb") for run in done]),
         "final_loss": median_or_none([run["final_loss"] for run in done]),
         "final_dpo_loss": median_or_none([run["final_dpo_loss"] for run in done]),
     }
@@ -842,6 +877,9 @@ def print_table(summaries: list[dict[str, Any]], skipped: dict[str, str]) -> Non
         for row in summaries
     ]
     rows += [[name, "skipped", reason, "", "", "", "", ""] for name, reason in skipped.items()]
+    if any(row["peak_cuda_mb"] is not None for row in summaries):
+        for row, summary in zip(rows, summaries, strict=False):
+            row.append(fmt(summary["peak_cuda_mb"], 0))
     headers = [
         "trainer",
         "runs ok",
@@ -852,6 +890,8 @@ def print_table(summaries: list[dict[str, Any]], skipped: dict[str, str]) -> Non
         "final loss",
         "final DPO term",
     ]
+    if any(row["peak_cuda_mb"] is not None for row in summaries):
+        headers.append("peak CUDA MB")
     print(tabulate(rows, headers=headers, disable_numparse=True))
 
 
@@ -870,6 +910,8 @@ def ratio_lines(summaries: list[dict[str, Any]]) -> list[str]:
             parts = [f"{peer['s_per_step'] / ours['s_per_step']:.2f}x faster per step"]
             if peer["rss_growth_mb"] and ours["rss_growth_mb"] is not None:
                 parts.append(f"RSS growth {ours['rss_growth_mb'] / peer['rss_growth_mb']:.3f}x")
+            if peer["peak_cuda_mb"] and ours["peak_cuda_mb"] is not None:
+                parts.append(f"peak CUDA memory {ours['peak_cuda_mb'] / peer['peak_cuda_mb']:.3f}x")
             lines.append(f"{name} vs {peer['name']}: " + ", ".join(parts))
     return lines
 
@@ -889,7 +931,12 @@ def print_profile(profile: dict[str, Any]) -> None:
 
 
 # Run only when asked for (--configs): they explain a result rather than compete.
-DIAGNOSTIC = ("ours, one pass", "upstream OpenRLHF, micro 1")
+DIAGNOSTIC = (
+    "ours, one pass",
+    "upstream OpenRLHF, micro 1",
+    "ours, freed memory kept",
+    "upstream OpenRLHF, freed memory returned",
+)
 
 
 def selected(names: str | None) -> list[str]:
