@@ -71,6 +71,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,15 +202,27 @@ def ensure_random_weights(source: Path) -> Path:
     target = cache_dir() / "models" / f"bench-random-{source.name}-{digest}"
     if (target / "config.json").is_file():
         return target
+
+    def write(folder: Path) -> None:
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(source), dtype=torch.bfloat16)
+        model.save_pretrained(folder)
+        for item in source.iterdir():
+            if item.is_file() and not (folder / item.name).exists():
+                shutil.copy(item, folder / item.name)
+
+    return build_model_folder(target, write)
+
+
+def build_model_folder(target: Path, write: Callable[[Path], None]) -> Path:
+    """``write`` a model folder (seed 0) aside and rename it into place, so a crash never leaves a
+    folder a rerun trusts; the benchmark's random models share this."""
+    import torch
+
     torch.manual_seed(0)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
-    try:  # built aside and renamed into place, as ensure_qwen151k does
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(source), dtype=torch.bfloat16)
-        model.save_pretrained(staging / "model")
-        for item in source.iterdir():
-            if item.is_file() and not (staging / "model" / item.name).exists():
-                shutil.copy(item, staging / "model" / item.name)
+    try:
+        write(staging / "model")
         (staging / "model").rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -241,16 +254,12 @@ def ensure_qwen151k(hidden: int, layers: int) -> Path:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    torch.manual_seed(0)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
-    try:  # built aside and renamed into place, so a crash never leaves a folder a rerun trusts
-        Qwen2ForCausalLM(config).to(torch.bfloat16).save_pretrained(staging / "model")
-        tokenizer.save_pretrained(staging / "model")
-        (staging / "model").rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+    def write(folder: Path) -> None:
+        Qwen2ForCausalLM(config).to(torch.bfloat16).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    return build_model_folder(target, write)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -877,7 +886,8 @@ def print_table(summaries: list[dict[str, Any]], skipped: dict[str, str]) -> Non
         for row in summaries
     ]
     rows += [[name, "skipped", reason, "", "", "", "", ""] for name, reason in skipped.items()]
-    if any(row["peak_cuda_mb"] is not None for row in summaries):
+    on_cuda = any(row["peak_cuda_mb"] is not None for row in summaries)
+    if on_cuda:
         for row, summary in zip(rows, summaries, strict=False):
             row.append(fmt(summary["peak_cuda_mb"], 0))
     headers = [
@@ -890,7 +900,7 @@ def print_table(summaries: list[dict[str, Any]], skipped: dict[str, str]) -> Non
         "final loss",
         "final DPO term",
     ]
-    if any(row["peak_cuda_mb"] is not None for row in summaries):
+    if on_cuda:
         headers.append("peak CUDA MB")
     print(tabulate(rows, headers=headers, disable_numparse=True))
 

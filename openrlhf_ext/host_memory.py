@@ -1,4 +1,4 @@
-"""Give freed host memory back to the operating system between optimizer steps.
+"""Give freed host memory back to the operating system after each backward and optimizer step.
 
 On CPU, torch allocates tensors with glibc's malloc. A DPO step frees hundreds of activation
 and logit buffers of varying sizes (every micro-batch has its own sequence lengths); glibc

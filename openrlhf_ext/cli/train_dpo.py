@@ -15,8 +15,8 @@ The fast path is on by default (docs/openrlhf_ext.md); these flags turn its part
   --logps.always_share_prompt   one row per pair in every micro-batch, also where two rows are
                                 estimated cheaper (long answers after a short prompt)
   --ref.per_step                run the reference on every micro-batch instead of once up front
-  --memory.keep_freed_pages     keep freed host memory in the C allocator between optimizer steps
-                                (by default it goes back to the system after each step,
+  --memory.keep_freed_pages     keep freed host memory in the C allocator (by default it goes
+                                back to the system after each backward and optimizer step,
                                 ``host_memory.py``)
 and tune it:
   --logps.chunk_rows INT        response positions per output-layer chunk (default 512)
