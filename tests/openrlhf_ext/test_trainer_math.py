@@ -18,6 +18,7 @@ activate_if_no_cuda()
 def make_actor(path: str, lora: bool):
     from openrlhf.models import Actor
 
+    torch.manual_seed(0)  # PEFT draws lora_A from the global generator: unseeded, every run differed
     actor = Actor(
         path,
         attn_implementation="sdpa",
@@ -27,7 +28,6 @@ def make_actor(path: str, lora: bool):
         target_modules=["q_proj", "v_proj"],
     )
     if lora:
-        torch.manual_seed(0)
         with torch.no_grad():
             for name, param in actor.model.named_parameters():
                 if "lora_B" in name:
