@@ -1,4 +1,5 @@
-"""Crash-safe file writing: atomic replacement for whole files, append-and-resume for JSONL.
+"""Crash-safe file writing: atomic replacement for whole files and folders, append-and-resume for
+JSONL.
 
 Every artifact between stages goes through these helpers so that a crash (even SIGKILL) leaves
 either the old file, the new file, or a JSONL file whose complete lines are all valid rows.
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,40 @@ def atomic_write_json(path: Path, data: Any) -> None:
 def atomic_write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Write a whole JSONL file at once (for outputs computed in full, not appended row by row)."""
     atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+@contextmanager
+def staged_folder(target: Path, *, keep_if: str | None = None) -> Iterator[Path]:
+    """A path beside ``target`` to build a folder at; renamed to ``target`` when the block ends
+    without error, removed otherwise.
+
+    Models and adapters are folders written by several calls, so this gives them the promise
+    ``atomic_write_bytes`` gives files: a crash leaves the old ``target`` or the new one, never a
+    half-written folder that a later run would trust. An existing ``target`` is swapped out (and
+    put back if the new folder cannot be moved in), unless ``keep_if`` names a file it holds: then
+    it is a finished copy of the same cache entry (a concurrent builder got there first), kept,
+    and the new folder discarded.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    finished = (lambda: (target / keep_if).exists()) if keep_if else (lambda: False)
+    try:
+        built, previous = staging / "folder", staging / "previous"
+        yield built
+        if finished():
+            return
+        if target.exists():
+            target.rename(previous)
+        try:
+            built.rename(target)
+        except OSError:
+            if previous.exists():
+                previous.rename(target)
+            if not finished():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def read_json(path: Path) -> Any:

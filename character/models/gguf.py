@@ -14,12 +14,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from character.errors import CharacterError
+from character.io import staged_folder
 
 CONVERTER_VERSION = 1
 MARKER = "gguf_source.json"
@@ -69,22 +68,13 @@ def ensure_gguf_model(source: GgufSource, dtype: str, cache_dir: Path) -> Path:
     target = models / f"{gguf_path.stem}-{dtype}-{sha[:16]}-v{CONVERTER_VERSION}"
     if (target / MARKER).is_file():
         return target
-    models.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=models, prefix=".converting-"))
-    try:
-        convert_gguf(gguf_path, dtype, staging / "model")
-        (staging / "model" / MARKER).write_text(
+    with staged_folder(target, keep_if=MARKER) as staging:
+        convert_gguf(gguf_path, dtype, staging)
+        (staging / MARKER).write_text(
             json.dumps(
                 {"gguf": str(gguf_path), "sha256": sha, "dtype": dtype, "converter": CONVERTER_VERSION}
             )
         )
-        try:
-            (staging / "model").rename(target)
-        except OSError:
-            if not (target / MARKER).is_file():  # not a concurrent conversion that won
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from character.config.checks import knob
+from character.io import staged_folder
 
 BUILDER_VERSION = 1
+SPEC_FILE = "tiny_spec.json"  # written last by a build, so its presence marks a finished model
 CORPUS_PATH = Path(__file__).resolve().parent.parent / "data" / "tiny_corpus.txt"
 
 PAD_TOKEN = "<|endoftext|>"
@@ -169,7 +169,7 @@ def build_tiny_model(spec: TinySpec, out_dir: Path) -> None:
     out_dir.mkdir(parents=True)
     tokenizer.save_pretrained(out_dir)
     model.save_pretrained(out_dir, safe_serialization=True)
-    (out_dir / "tiny_spec.json").write_text(
+    (out_dir / SPEC_FILE).write_text(
         json.dumps({"spec": asdict(spec), "digest": spec.digest()}, indent=2) + "\n"
     )
 
@@ -182,17 +182,8 @@ def ensure_tiny_model(spec: TinySpec, cache_dir: Path) -> Path:
     """
     cache_dir = Path(cache_dir).expanduser() / "models"
     target = cache_dir / f"tiny-{spec.digest()}"
-    if (target / "tiny_spec.json").exists():
+    if (target / SPEC_FILE).exists():
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".building-"))
-    try:
-        build_tiny_model(spec, staging / "model")
-        try:
-            (staging / "model").rename(target)
-        except OSError:
-            if not (target / "tiny_spec.json").exists():  # not a concurrent build that won
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with staged_folder(target, keep_if=SPEC_FILE) as staging:
+        build_tiny_model(spec, staging)
     return target

@@ -13,9 +13,9 @@ adapters used weights 1.0 and 0.25, which is not the trained model; both forms a
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
+
+from character.io import staged_folder
 
 
 def _load_base(base_path: str | Path, dtype: str):
@@ -23,13 +23,6 @@ def _load_base(base_path: str | Path, dtype: str):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(str(base_path), dtype=getattr(torch, dtype))
-
-
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Move a finished folder into place (a crash never leaves a half-written model)."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
 
 
 def fold_adapter(
@@ -40,10 +33,9 @@ def fold_adapter(
     from transformers import AutoTokenizer
 
     merged = PeftModel.from_pretrained(_load_base(base_path, dtype), str(adapter_path)).merge_and_unload()
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    merged.save_pretrained(staging, safe_serialization=True)
-    AutoTokenizer.from_pretrained(str(base_path)).save_pretrained(staging)
-    _publish(staging, out_dir)
+    with staged_folder(out_dir) as staging:
+        merged.save_pretrained(staging, safe_serialization=True)
+        AutoTokenizer.from_pretrained(str(base_path)).save_pretrained(staging)
 
 
 def combine_adapters(
@@ -59,10 +51,9 @@ def combine_adapters(
     for index, (path, _) in enumerate(adapters[1:], start=1):
         model.load_adapter(str(path), adapter_name=f"a{index}")
     names = [f"a{i}" for i in range(len(adapters))]
+    # named "default" because PEFT saves any other adapter name into a subfolder of that name
     model.add_weighted_adapter(
-        names, [weight for _, weight in adapters], adapter_name="combined", combination_type="cat"
+        names, [weight for _, weight in adapters], adapter_name="default", combination_type="cat"
     )
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    model.save_pretrained(staging, selected_adapters=["combined"])
-    _publish(staging / "combined", out_dir)  # PEFT writes non-default adapters to a subfolder
-    shutil.rmtree(staging, ignore_errors=True)
+    with staged_folder(out_dir) as staging:
+        model.save_pretrained(staging, selected_adapters=["default"])
