@@ -66,26 +66,27 @@ def staged_folder(target: Path, *, keep_if: str | None = None) -> Iterator[Path]
     half-written folder that a later run would trust. An existing ``target`` is swapped out (and
     put back if the new folder cannot be moved in), unless ``keep_if`` names a file it holds: then
     it is a finished copy of the same cache entry (a concurrent builder got there first), kept,
-    and the new folder discarded.
+    and the new folder discarded. The move is tried first as one rename, which fails while a
+    non-empty ``target`` exists, so a racing builder never moves a finished entry aside.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    finished = (lambda: (target / keep_if).exists()) if keep_if else (lambda: False)
     try:
         built, previous = staging / "folder", staging / "previous"
         yield built
-        if finished():
+        try:
+            built.rename(target)  # atomic; fails while a non-empty target exists
             return
-        if target.exists():
-            target.rename(previous)
+        except OSError:
+            if keep_if and (target / keep_if).exists():
+                return
+        target.rename(previous)
         try:
             built.rename(target)
         except OSError:
-            if previous.exists():
-                previous.rename(target)
-            if not finished():
-                raise
+            previous.rename(target)
+            raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
