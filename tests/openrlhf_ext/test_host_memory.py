@@ -2,31 +2,49 @@
 
 from __future__ import annotations
 
-import os
-
-import torch
+import json
+import subprocess
+import sys
 
 from openrlhf_ext.cli.train_dpo import parse_args
+from openrlhf_ext.cpu_runtime import activate_if_no_cuda
+from tests.conftest import REPO
+
+activate_if_no_cuda()  # parse_args imports OpenRLHF, which needs flash-attn's stand-in on CPU
+
+# Run in a fresh interpreter: in a long test session the heap already holds freed chunks that the
+# allocation below would reuse, so the resident growth it measures depended on earlier tests.
+MEASURE = """
+import json, os
+import torch
 from openrlhf_ext.host_memory import release_free_host_memory
 
-
-def resident_mb() -> float:
+def resident_mb():
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
+# 4,000 tensors of 100 kB: below glibc's mmap threshold, so they live in the heap; the last one
+# stays alive, so the heap's top cannot shrink on free and the freed 400 MB stay resident.
+before = resident_mb()
+tensors = [torch.ones(25_000) for _ in range(4000)]
+last = tensors[-1]
+del tensors
+held = resident_mb() - before
+released = release_free_host_memory()
+after = resident_mb() - before
+print(json.dumps({"held": held, "released": released, "after": after, "last_sum": float(last.sum())}))
+"""
+
 
 def test_freed_tensors_stay_resident_until_released() -> None:
-    # 4,000 tensors of 100 kB: below glibc's mmap threshold, so they live in the heap; the last one
-    # stays alive, so the heap's top cannot shrink on free and the freed 400 MB stay resident.
-    before = resident_mb()
-    tensors = [torch.ones(25_000) for _ in range(4000)]
-    last = tensors[-1]
-    del tensors
-    held = resident_mb() - before
-    assert held > 300, f"glibc returned the freed heap by itself ({held:.0f} MB still resident)"
-    assert release_free_host_memory()
-    assert resident_mb() - before < held - 300
-    assert float(last.sum()) == 25_000.0  # the live tensor is untouched
+    run = subprocess.run(
+        [sys.executable, "-c", MEASURE], cwd=REPO, capture_output=True, text=True, timeout=300, check=True
+    )
+    mb = json.loads(run.stdout.strip().splitlines()[-1])
+    assert mb["held"] > 300, f"glibc returned the freed heap by itself ({mb['held']:.0f} MB still resident)"
+    assert mb["released"]
+    assert mb["after"] < mb["held"] - 300, mb
+    assert mb["last_sum"] == 25_000.0  # the live tensor is untouched
 
 
 def test_the_cli_hands_memory_back_unless_told_to_keep_it(tmp_path) -> None:
