@@ -19,10 +19,11 @@ betas (0.9, 0.95), gradient clipping at 1.0, and N optimizer steps over the firs
 - on request (``--configs onepass,upstream1``), two diagnostics for memory at long lengths: ours
   with each micro-batch in one pass (``--logps.max_pass_tokens 0``), and upstream with a micro-batch
   of one pair (what one of our token-bounded passes holds at 1024 tokens);
-- on request (``--configs keepfreed,upstreamtrim``), two diagnostics for the allocator: ours with
-  freed host memory kept in glibc's arenas (``--memory.keep_freed_pages``, upstream's behaviour),
-  and upstream with freed memory handed back after each backward and optimizer step by the worker
-  (what ours does by default, ``openrlhf_ext/host_memory.py``).
+- on request (``--configs keepfreed,stepfreed,upstreamtrim``), diagnostics for the allocator
+  (``openrlhf_ext/host_memory.py``; ours hands freed host memory back after every backward pass
+  by default): ours with freed memory kept in glibc's arenas (``--memory.release_freed_pages
+  never``, upstream's behaviour), ours handing it back once per optimizer step (``step``), and
+  upstream with freed memory handed back after each backward and optimizer step by the worker.
 
 Each run is a fresh subprocess (its peak RSS is its own), the trainers alternate (A B C A B C ...)
 so that a machine that gets busier or quieter mid-benchmark hurts all of them alike. OpenRLHF and
@@ -110,9 +111,11 @@ OURS: dict[str, list[str]] = {
     "ours, legacy path": CHARACTER_FLAGS + LEGACY_FLAGS,
     # The fast path with the whole micro-batch in one pass: what token-bounded passes save.
     "ours, one pass": CHARACTER_FLAGS + ["--logps.max_pass_tokens", "0"],
-    # The fast path with freed host memory kept in the allocator (upstream's behaviour): what
-    # handing it back after each backward and step saves (openrlhf_ext/host_memory.py).
-    "ours, freed memory kept": CHARACTER_FLAGS + ["--memory.keep_freed_pages"],
+    # The fast path with freed host memory kept in the allocator (upstream's behaviour), or handed
+    # back once per optimizer step: what the default (after every backward pass) saves and costs
+    # (openrlhf_ext/host_memory.py).
+    "ours, freed memory kept": CHARACTER_FLAGS + ["--memory.release_freed_pages", "never"],
+    "ours, freed memory returned every step": CHARACTER_FLAGS + ["--memory.release_freed_pages", "step"],
     # The peers' objective (no NLL, no KL) on our fast path, for a like-for-like loss.
     "ours (plain DPO)": ["--model.nll_loss_coef", "0", "--model.kl_coef", "0", "--ref.adapter_disabled"],
 }
@@ -137,6 +140,7 @@ SHORT_NAMES = {
     "trl": "TRL",
     "upstream1": "upstream OpenRLHF, micro 1",
     "keepfreed": "ours, freed memory kept",
+    "stepfreed": "ours, freed memory returned every step",
     "upstreamtrim": "upstream OpenRLHF, freed memory returned",
 }
 PROFILED = "ours (character objective)"

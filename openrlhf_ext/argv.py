@@ -135,6 +135,7 @@ def dpo_argv(
     if not params.precomputed_reference:
         argv.append("--ref.per_step")
     argv += ["--logps.max_pass_tokens", str(params.max_pass_tokens)]
+    argv += ["--memory.release_freed_pages", str(params.release_freed_pages)]
     if eval_dataset is not None:
         argv += ["--eval.dataset", str(eval_dataset), "--eval.split", "train"]
     return argv

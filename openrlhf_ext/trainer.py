@@ -24,7 +24,7 @@ from openrlhf.trainer.dpo_trainer import DPOTrainer
 from openrlhf.utils.distributed_sampler import DistributedSampler
 from tqdm import tqdm
 
-from openrlhf_ext.host_memory import release_free_host_memory
+from openrlhf_ext.host_memory import RELEASE_POINTS, release_free_host_memory
 from openrlhf_ext.loss import CharacterDPOLoss, DpoLossTerms
 from openrlhf_ext.metrics_log import append_metrics
 from openrlhf_ext.micro_passes import boundary_held, combine_terms, split_batch
@@ -37,7 +37,7 @@ from openrlhf_ext.reference_logps import ReferenceLogps
 class CharacterDPOTrainer(DPOTrainer):
     """``DPOTrainer`` whose training step uses ``CharacterDPOLoss``."""
 
-    release_host_memory = False  # set per run by the CLI (on unless --memory.keep_freed_pages)
+    release_freed_pages = "never"  # set per run by the CLI (--memory.release_freed_pages)
 
     def __init__(
         self,
@@ -48,7 +48,7 @@ class CharacterDPOTrainer(DPOTrainer):
         reference_logps: ReferenceLogps | None = None,
         eval_reference_logps: ReferenceLogps | None = None,
         max_pass_tokens: int = 0,
-        release_host_memory: bool = False,
+        release_freed_pages: str = "never",
         **kwargs: Any,
     ):
         super().__init__(*args, beta=loss.beta, **kwargs)  # beta is passed once, with the loss
@@ -58,7 +58,9 @@ class CharacterDPOTrainer(DPOTrainer):
         self.reference_logps = reference_logps
         self.eval_reference_logps = eval_reference_logps
         self.max_pass_tokens = max_pass_tokens
-        self.release_host_memory = release_host_memory
+        if release_freed_pages not in RELEASE_POINTS:
+            raise ValueError(f"release_freed_pages={release_freed_pages!r}: expected one of {RELEASE_POINTS}")
+        self.release_freed_pages = release_freed_pages
         self._evaluated_step: tuple[int, dict[str, float]] | None = None
 
     @functools.cached_property
@@ -140,10 +142,16 @@ class CharacterDPOTrainer(DPOTrainer):
             )
         return self.character_loss(policy_c, policy_r, ref_c, ref_r, mask_c, mask_r)
 
-    def _release_host_memory(self) -> None:
-        """After each backward and optimizer step: the activations just freed go back to the
-        system instead of staying in the allocator's arenas (``host_memory.py``)."""
-        if self.release_host_memory:
+    def _release_after_pass(self) -> None:
+        """After a backward pass, with ``release_freed_pages="pass"``: the activations just freed
+        go back to the system instead of staying in the allocator's arenas (``host_memory.py``)."""
+        if self.release_freed_pages == "pass":
+            release_free_host_memory()
+
+    def _release_after_optimizer_call(self, boundary: bool) -> None:
+        """After ``optimizer_step`` (called on every micro-batch; DeepSpeed steps at the
+        accumulation ``boundary``): "pass" releases every time, "step" at the boundary only."""
+        if self.release_freed_pages == "pass" or (self.release_freed_pages == "step" and boundary):
             release_free_host_memory()
 
     def forward_backward(self, batch) -> DpoLossTerms:
@@ -153,7 +161,7 @@ class CharacterDPOTrainer(DPOTrainer):
         if len(passes) == 1:
             terms = self.compute_terms(batch, self.reference_logps)
             self.strategy.backward(terms.total, self.model, self.optimizer)
-            self._release_host_memory()
+            self._release_after_pass()
             return terms
         pairs = len(batch[4])
         engine = getattr(self.model, "model", self.model)  # the DeepSpeed engine inside the Actor
@@ -162,7 +170,7 @@ class CharacterDPOTrainer(DPOTrainer):
             terms = self.compute_terms(part, self.reference_logps)
             with boundary_held(engine, hold=index < len(passes) - 1):
                 self.strategy.backward(terms.total * (len(part[4]) / pairs), self.model, self.optimizer)
-            self._release_host_memory()
+            self._release_after_pass()
             parts.append((terms, len(part[4])))
         return combine_terms(parts)
 
@@ -196,7 +204,7 @@ class CharacterDPOTrainer(DPOTrainer):
             for batch in self.train_dataloader:
                 terms = self.forward_backward(batch)
                 self.strategy.optimizer_step(self.optimizer, self.model, self.scheduler)
-                self._release_host_memory()
+                self._release_after_optimizer_call(boundary=step % accumulation == 0)
                 logs = {
                     "loss": terms.total.item(),
                     "dpo_loss": terms.dpo.item(),

@@ -17,6 +17,7 @@ from omegaconf import II, MISSING
 from character.config.checks import knob
 from character.models.gguf import GgufSource
 from character.models.tiny import TinySpec
+from openrlhf_ext.host_memory import DEFAULT_RELEASE_POINT, RELEASE_POINTS
 from openrlhf_ext.objective import DEFAULT_MAX_PASS_TOKENS, DPO_OBJECTIVE
 
 # Choices of the enumerated knobs (character/config/checks.py checks every value before a job
@@ -285,6 +286,9 @@ class DpoStageConfig(TrainingStageConfig):
     # same gradients with one pass's activations in memory (openrlhf_ext/micro_passes.py; the
     # CLI's default); 0 = the whole micro-batch in one pass. Runtime: memory, not the update
     max_pass_tokens: int = knob(DEFAULT_MAX_PASS_TOKENS, ge=0, runtime=True)
+    # when freed host memory goes back to the system on CPU (openrlhf_ext/host_memory.py): after
+    # every backward pass, once per optimizer step (faster, less saved) or never. Changes no value
+    release_freed_pages: str = knob(DEFAULT_RELEASE_POINT, choices=RELEASE_POINTS, runtime=True)
 
 
 @dataclass

@@ -15,9 +15,10 @@ The fast path is on by default (docs/openrlhf_ext.md); these flags turn its part
   --logps.always_share_prompt   one row per pair in every micro-batch, also where two rows are
                                 estimated cheaper (long answers after a short prompt)
   --ref.per_step                run the reference on every micro-batch instead of once up front
-  --memory.keep_freed_pages     keep freed host memory in the C allocator (by default it goes
-                                back to the system after each backward and optimizer step,
-                                ``host_memory.py``)
+  --memory.release_freed_pages {pass,step,never}
+                                when freed host memory goes back to the system (``host_memory.py``):
+                                after every backward pass (default), once per optimizer step
+                                (faster, less saved), or never (kept in the allocator, as upstream)
 and tune it:
   --logps.chunk_rows INT        response positions per output-layer chunk (default 512)
   --logps.row_by_row            one forward per row, cut to its length, instead of one for the
@@ -46,6 +47,7 @@ from openrlhf_ext.cpu_runtime import (
     default_attn_implementation,
     provide_flash_attn_helpers,
 )
+from openrlhf_ext.host_memory import DEFAULT_RELEASE_POINT, RELEASE_POINTS
 from openrlhf_ext.launch import die_with_parent
 from openrlhf_ext.loss import KL_ESTIMATORS, CharacterDPOLoss
 from openrlhf_ext.micro_passes import split_batch
@@ -83,7 +85,7 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--logps.chunk_rows", type=int, default=DEFAULT_CHUNK_ROWS)
     parser.add_argument("--logps.row_by_row", action="store_true", default=False)
     parser.add_argument("--logps.max_pass_tokens", type=int, default=DEFAULT_MAX_PASS_TOKENS)
-    parser.add_argument("--memory.keep_freed_pages", action="store_true", default=False)
+    parser.add_argument("--memory.release_freed_pages", choices=RELEASE_POINTS, default=DEFAULT_RELEASE_POINT)
     parser.add_argument("--logger.metrics_file", type=str, default=None)
     parser.set_defaults(
         **{
@@ -292,7 +294,7 @@ def train(args) -> None:
         metrics_file=args.logger.metrics_file,
         scoring=scoring_of(args, strategy),
         max_pass_tokens=args.logps.max_pass_tokens,
-        release_host_memory=not args.memory.keep_freed_pages,
+        release_freed_pages=args.memory.release_freed_pages,
     )
     if trainer.scoring.response_only and not args.ref.per_step:
         trainer.reference_logps = reference_table(args, strategy, trainer, train_dataset, "train")

@@ -39,6 +39,8 @@ def test_fast_path_is_the_default_and_each_part_has_a_switch() -> None:
     assert parse_args(default).model.kl_coef == DpoStageConfig().kl_coef
     assert parse_args(default).logps.max_pass_tokens == DpoStageConfig().max_pass_tokens
     assert parse_args(_dpo(max_pass_tokens=0)).logps.max_pass_tokens == 0
+    assert parse_args(default).memory.release_freed_pages == DpoStageConfig().release_freed_pages == "pass"
+    assert parse_args(_dpo(release_freed_pages="step")).memory.release_freed_pages == "step"
 
 
 def test_sft_switch() -> None:

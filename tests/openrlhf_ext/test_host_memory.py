@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from openrlhf_ext.cli.train_dpo import parse_args
 from openrlhf_ext.cpu_runtime import activate_if_no_cuda
 from tests.conftest import REPO
@@ -47,7 +49,35 @@ def test_freed_tensors_stay_resident_until_released() -> None:
     assert mb["last_sum"] == 25_000.0  # the live tensor is untouched
 
 
-def test_the_cli_hands_memory_back_unless_told_to_keep_it(tmp_path) -> None:
+def test_the_cli_hands_memory_back_after_each_pass_unless_told_otherwise(tmp_path) -> None:
     common = ["--model.model_name_or_path", str(tmp_path), "--data.dataset", str(tmp_path)]
-    assert parse_args(common).memory.keep_freed_pages is False
-    assert parse_args([*common, "--memory.keep_freed_pages"]).memory.keep_freed_pages is True
+    assert parse_args(common).memory.release_freed_pages == "pass"
+    for point in ("step", "never"):
+        assert (
+            parse_args([*common, "--memory.release_freed_pages", point]).memory.release_freed_pages == point
+        )
+
+
+def test_the_cli_rejects_an_unknown_release_point(tmp_path, capsys) -> None:
+    common = ["--model.model_name_or_path", str(tmp_path), "--data.dataset", str(tmp_path)]
+    with pytest.raises(SystemExit) as exited:
+        parse_args([*common, "--memory.release_freed_pages", "always"])
+    assert exited.value.code != 0
+    assert "invalid choice: 'always'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("point", "expected"), [("pass", 16), ("step", 2), ("never", 0)])
+def test_releases_per_two_optimizer_steps(monkeypatch, point: str, expected: int) -> None:
+    """Two optimizer steps of four micro-batches each, one backward pass per micro-batch: the
+    trainer's release calls in the order ``fit`` and ``forward_backward`` make them."""
+    import openrlhf_ext.trainer as trainer_module  # after the CPU runtime is active (top of module)
+
+    released = []
+    monkeypatch.setattr(trainer_module, "release_free_host_memory", lambda: released.append(1))
+    trainer = trainer_module.CharacterDPOTrainer.__new__(trainer_module.CharacterDPOTrainer)
+    trainer.release_freed_pages = point
+    accumulation = 4
+    for step in range(1, 2 * accumulation + 1):
+        trainer._release_after_pass()
+        trainer._release_after_optimizer_call(boundary=step % accumulation == 0)
+    assert len(released) == expected

@@ -54,7 +54,7 @@ def passes_trainer(policy, reference, tokenizer, max_pass_tokens: int):
     trainer.optimizer = None
     trainer.reference_logps = None
     trainer.max_pass_tokens = max_pass_tokens
-    trainer.release_host_memory = True  # the CLI's default: handing memory back changes no value
+    trainer.release_freed_pages = "pass"  # handing memory back after each pass changes no value
     return trainer, backward_calls
 
 
