@@ -23,7 +23,11 @@ betas (0.9, 0.95), gradient clipping at 1.0, and N optimizer steps over the firs
   (``openrlhf_ext/host_memory.py``; ours hands freed host memory back after every backward pass
   by default): ours with freed memory kept in glibc's arenas (``--memory.release_freed_pages
   never``, upstream's behaviour), ours handing it back once per optimizer step (``step``), and
-  upstream with freed memory handed back after each backward and optimizer step by the worker.
+  upstream with freed memory handed back after each backward and optimizer step by the worker;
+- on request (``--configs huge,keephuge,upstreamhuge``), the same trainers with glibc's malloc
+  asking for transparent huge pages (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` in the worker's
+  environment; needs glibc 2.35 or later, a no-op elsewhere): ours with the default release,
+  ours with freed memory kept, and upstream. An experiment, not yet a library default.
 
 Each run is a fresh subprocess (its peak RSS is its own), the trainers alternate (A B C A B C ...)
 so that a machine that gets busier or quieter mid-benchmark hurts all of them alike. OpenRLHF and
@@ -116,6 +120,8 @@ OURS: dict[str, list[str]] = {
     # (openrlhf_ext/host_memory.py).
     "ours, freed memory kept": CHARACTER_FLAGS + ["--memory.release_freed_pages", "never"],
     "ours, freed memory returned every step": CHARACTER_FLAGS + ["--memory.release_freed_pages", "step"],
+    "ours, huge pages": CHARACTER_FLAGS,
+    "ours, huge pages, freed memory kept": CHARACTER_FLAGS + ["--memory.release_freed_pages", "never"],
     # The peers' objective (no NLL, no KL) on our fast path, for a like-for-like loss.
     "ours (plain DPO)": ["--model.nll_loss_coef", "0", "--model.kl_coef", "0", "--ref.adapter_disabled"],
 }
@@ -124,7 +130,10 @@ PEERS: dict[str, str] = {
     "TRL": "trl",
     "upstream OpenRLHF, micro 1": "upstream",
     "upstream OpenRLHF, freed memory returned": "upstream",
+    "upstream OpenRLHF, huge pages": "upstream",
 }
+# Configurations whose worker starts with glibc's malloc asking for transparent huge pages.
+HUGE_PAGES = {"ours, huge pages", "ours, huge pages, freed memory kept", "upstream OpenRLHF, huge pages"}
 # Configurations whose micro-batch is not MICRO_PAIRS: upstream with one pair per forward/backward
 # holds what our token-bounded passes hold at long lengths, to compare memory like for like.
 MICRO_OVERRIDES: dict[str, int] = {"upstream OpenRLHF, micro 1": 1}
@@ -142,6 +151,9 @@ SHORT_NAMES = {
     "keepfreed": "ours, freed memory kept",
     "stepfreed": "ours, freed memory returned every step",
     "upstreamtrim": "upstream OpenRLHF, freed memory returned",
+    "huge": "ours, huge pages",
+    "keephuge": "ours, huge pages, freed memory kept",
+    "upstreamhuge": "upstream OpenRLHF, huge pages",
 }
 PROFILED = "ours (character objective)"
 
@@ -163,6 +175,7 @@ class WorkerSpec:
     threads: int | None = None
     micro_pairs: int = MICRO_PAIRS
     return_freed_memory: bool = False
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -835,6 +848,7 @@ def run_worker(spec: WorkerSpec, timeout: float) -> dict[str, Any]:
                 timeout=timeout,
                 preexec_fn=die_with_parent,
                 cwd=spec.workdir,
+                env={**os.environ, **spec.environment},
             ).returncode
         except subprocess.TimeoutExpired:
             code = "timeout"
@@ -979,6 +993,7 @@ def spec_for(
         threads=args.threads,
         micro_pairs=MICRO_OVERRIDES.get(name, MICRO_PAIRS),
         return_freed_memory=name in RETURNS_FREED_MEMORY,
+        environment={"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"} if name in HUGE_PAGES else {},
     )
 
 
