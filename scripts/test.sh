@@ -7,4 +7,4 @@ bash scripts/setup.sh
 bash scripts/slurm/install.sh || echo "test: SLURM is missing (see above); tests/slurm cannot run" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q --durations=25 "$@"

@@ -19,6 +19,7 @@ from character.models.gguf import GgufSource
 from character.models.tiny import TinySpec
 from openrlhf_ext.host_memory import DEFAULT_RELEASE_POINT, RELEASE_POINTS
 from openrlhf_ext.objective import DEFAULT_MAX_PASS_TOKENS, DPO_OBJECTIVE
+from openrlhf_ext.precision import PARAM_DTYPES
 
 # Choices of the enumerated knobs (character/config/checks.py checks every value before a job
 # writes anything; docs/configuration.md lists them).
@@ -250,8 +251,9 @@ class TrainingStageConfig:
     epochs: int = knob(1, **COUNT)
     adam_betas: list[float] = knob(factory=lambda: [0.9, 0.98], ge=0, lt=1, each=True)
     grad_clip: float = knob(1.0, ge=0)  # 0: no clipping
-    # OpenRLHF's choices; bf16 also runs on CPUs
-    param_dtype: str = knob("bf16", choices=("bf16", "fp16"))
+    # auto: bf16 where the hardware computes it fast (CUDA, CPUs with AVX-512/AMX), else fp32
+    # (openrlhf_ext/precision.py: bf16 is ~35x slower than fp32 on an AVX2-only CPU)
+    param_dtype: str = knob("auto", choices=PARAM_DTYPES)
     # how the optimizer's state is partitioned across GPUs: memory, not the update (runtime)
     zero_stage: int = knob(2, choices=(0, 1, 2, 3), runtime=True)
     max_len: int = knob(1024, **COUNT)

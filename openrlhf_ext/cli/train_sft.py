@@ -8,6 +8,8 @@ Extra flags (removed before upstream parses the rest):
   --logps.full_vocab          upstream's scoring (full-vocabulary fp32 logits on every position)
                               instead of the output layer on loss positions only (sft_scoring.py)
   --logps.chunk_rows INT      loss positions per output-layer chunk (default 512)
+and one widened: ``--ds.param_dtype`` also takes fp32, or auto = bf16 where the hardware computes
+it fast, else fp32 (openrlhf_ext/precision.py); resolved here, so upstream sees a concrete value.
 
 Multi-turn chat transcripts (``--data.multiturn --data.apply_chat_template``) put every
 assistant turn in the loss and nothing else (tests/openrlhf_ext/test_sft.py checks the mask token
@@ -27,16 +29,24 @@ from openrlhf_ext.cpu_runtime import (
 )
 from openrlhf_ext.launch import die_with_parent
 from openrlhf_ext.metrics_log import record_sft_metrics
+from openrlhf_ext.precision import allow_fp32_params, param_dtype_choices_widened, resolve_param_dtype
 from openrlhf_ext.token_logps import DEFAULT_CHUNK_ROWS
 
 
 def _pop_value(args: list[str], flag: str) -> str | None:
-    """The value of one of our extra flags, removed from ``args`` before upstream parses."""
-    if flag not in args:
-        return None
-    index = args.index(flag)
-    value = args[index + 1]
-    del args[index : index + 2]
+    """The value of one of our extra flags (``FLAG VALUE`` or ``FLAG=VALUE``; the last one given
+    wins, as in argparse), removed from ``args`` before upstream parses."""
+    value, kept, rest = None, [], iter(args)
+    for arg in rest:
+        if arg == flag:
+            value = next(rest, None)
+            if value is None:
+                sys.exit(f"train_sft: {flag} needs a value")
+        elif arg.startswith(f"{flag}="):
+            value = arg.split("=", 1)[1]
+        else:
+            kept.append(arg)
+    args[:] = kept
     return value
 
 
@@ -58,8 +68,11 @@ def main(argv: list[str] | None = None) -> None:
         sft_scoring.install(chunk_rows)
     if not any(arg.startswith("--ds.attn_implementation") for arg in args):
         args += ["--ds.attn_implementation", default_attn_implementation()]
+    args += ["--ds.param_dtype", resolve_param_dtype(_pop_value(args, "--ds.param_dtype") or "bf16")]
+    allow_fp32_params()
     sys.argv = ["openrlhf.cli.train_sft", *args]
-    runpy.run_module("openrlhf.cli.train_sft", run_name="__main__")
+    with param_dtype_choices_widened():
+        runpy.run_module("openrlhf.cli.train_sft", run_name="__main__")
 
 
 if __name__ == "__main__":

@@ -83,7 +83,11 @@ CASES = [
         "kl_estimator", ("stages.dpo.kl_estimator=k2",), ("kl_estimator='k2'", "one of 'squared_log_ratio'")
     ),
     Case("reference", ("stages.dpo.reference=frozen",), ("reference='frozen'", "'adapter_disabled'")),
-    Case("param_dtype", ("stages.sft.param_dtype=fp8",), ("param_dtype='fp8'", "one of 'bf16', 'fp16'")),
+    Case(
+        "param_dtype",
+        ("stages.sft.param_dtype=fp8",),
+        ("param_dtype='fp8'", "one of 'auto', 'bf16', 'fp16', 'fp32'"),
+    ),
     Case("launcher", ("stages.dpo.launcher=mpirun",), ("launcher='mpirun'", "one of 'torchrun'")),
     Case("zero_stage", ("stages.dpo.zero_stage=4",), ("stages.dpo.zero_stage=4", "one of 0, 1, 2, 3")),
     Case("backend", ("engines.teacher.backend=tgi",), ("engines.teacher.backend='tgi'", "'transformers'")),
