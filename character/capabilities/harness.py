@@ -138,6 +138,8 @@ def evaluate_model(
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
+    from openrlhf_ext.precision import engine_dtype
+
     manager = TaskManager(include_path=include_path) if include_path else TaskManager()
     unknown = [b.task for b in benchmarks if not manager.match_tasks([b.task])]
     if unknown:
@@ -147,6 +149,7 @@ def evaluate_model(
         )
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = engine_dtype(dtype, on_cpu=device == "cpu")  # auto: fp32 on a CPU without fast bf16
     model = HFLM(pretrained=model_path, dtype=dtype, device=device, batch_size=batch_size)
     rows: list[dict[str, Any]] = []
     for benchmark in benchmarks:
