@@ -2,10 +2,10 @@
 
 On a CPU without oneDNN's bf16 support (no AVX-512 BW/VL/DQ, e.g. an AVX2-only EPYC), PyTorch
 and vLLM's CPU backend fall back to slow bf16 kernels: measured on such a 2-core machine, a
-512 x 576 by 576 x 1536 product took 0.71 s in bf16 and 0.020 s in fp32 (35x), and a DPO step on
-SmolLM2-135M took ~200 s instead of ~12 s. There, ``auto`` computes in fp32: the same method,
-more memory per weight, far less time. Everywhere else (CUDA, CPUs with AVX-512 or AMX) ``auto``
-is bf16, the paper's and OpenRLHF's default.
+512 x 576 by 576 x 1536 product took 0.71 s in bf16 and 0.020 s in fp32 (35x), and a bf16 DPO
+step on SmolLM2-135M ~200 s against ~12 s on CPUs with fast bf16. There, ``auto`` computes in
+fp32: the same method, more memory per weight, far less time. Everywhere else (CUDA, CPUs with
+AVX-512 or AMX) ``auto`` is bf16, the paper's and OpenRLHF's default.
 
 OpenRLHF 0.11.2 knows only ``bf16`` and ``fp16`` parameters; ``allow_fp32_params`` teaches its
 dtype lookup ``fp32`` (DeepSpeed then trains in fp32, as both of its half-precision modes are off),
