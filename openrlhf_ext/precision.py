@@ -31,12 +31,11 @@ def cpu_has_fast_bf16() -> bool:
     return bool(check()) if check is not None else False
 
 
-def bf16_is_fast(on_cuda: bool | None = None) -> bool:
+def bf16_is_fast() -> bool:
     """Whether bf16 runs at hardware speed where this process computes (CUDA counts as yes)."""
     import torch
 
-    on_cuda = torch.cuda.is_available() if on_cuda is None else on_cuda
-    return on_cuda or cpu_has_fast_bf16()
+    return torch.cuda.is_available() or cpu_has_fast_bf16()
 
 
 def resolve_param_dtype(requested: str) -> str:
