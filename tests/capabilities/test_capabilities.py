@@ -17,6 +17,7 @@ from character.capabilities.harness import (
     benchmark_result,
     evaluate_model,
     resolve_include_path,
+    task_manager,
 )
 from character.capabilities.stage import comparison_rows
 from character.errors import CharacterError
@@ -70,6 +71,17 @@ def test_harness_accuracy_equals_an_independent_log_likelihood_computation(tiny_
     assert row["score"] == pytest.approx(independent_accuracy(tiny_model))
     p = row["score"]
     assert row["se"] == pytest.approx((p * (1 - p) / (40 - 1)) ** 0.5)  # the harness's sample SE
+
+
+def test_the_include_path_alone_is_indexed_when_it_holds_every_task(tmp_path) -> None:
+    include = resolve_include_path("shipped", tmp_path)
+    own = task_manager(include, [SHIPPED_TASK])
+    assert own.all_tasks == [SHIPPED_TASK]  # none of the harness's own configs was read
+    assert task_manager(include, (SHIPPED_TASK,)) is own  # built once per process
+    write_group(Path(include), 25)  # a group: its members might be the harness's tasks
+    for tasks in ([SHIPPED_TASK, "arc_easy"], ["mini_group"]):
+        full = task_manager(include, tasks)
+        assert {SHIPPED_TASK, "mini_group", "arc_easy"} <= set(full.all_tasks) and full is not own
 
 
 def test_unknown_tasks_metrics_and_folders_are_clear_errors(tiny_model, tmp_path) -> None:
