@@ -30,6 +30,9 @@ ROBUSTNESS_METHODS = ("base", "prompted", "steered", "distilled", "trained")
 PREFERENCE_CONDITIONS = ("like", "feel", "random")
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 INTROSPECTION_SOURCES = ("reflection", "interaction")
+# How the introspection stages load the post-distillation model: the DPO-merged weights, or the
+# base model with the DPO adapter loaded in the engine (vLLM's LoRA path)
+DPO_WEIGHTS = ("merged", "adapter")
 # last_token: repeng's reading, the paper's (its strengths were tuned on it); response_mean: ours
 STEERING_METHODS = ("last_token", "response_mean")
 FRACTION = {"ge": 0, "le": 1}  # a share: 0 to 1 inclusive
@@ -321,6 +324,9 @@ class SftDataStageConfig:
 @dataclass
 class ReflectionStageConfig:
     samples_per_prompt: int = knob(1000, **COUNT)  # x the 10 prompts of App. B.1
+    # the same model either way; merged skips the engine's LoRA path, which on CPU took 4x
+    # longer per call (docs/engines.md); adapter suits a served base model that loads adapters
+    dpo_weights: str = knob("merged", choices=DPO_WEIGHTS)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
 
@@ -330,6 +336,7 @@ class InteractionStageConfig:
     turns: int = knob(10, **COUNT)
     # The copy's first message, which the generated turns answer (the paper does not print one).
     opening_message: str = knob("Hello.", nonempty=True)
+    dpo_weights: str = knob("merged", choices=DPO_WEIGHTS)  # as stages.reflection.dpo_weights
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
 

@@ -1,7 +1,8 @@
 """The ``reflection``, ``interaction`` and ``sft_data`` stages (paper §2.4, App. B).
 
-Both generation stages sample from the post-distillation model: the base model with the DPO
-adapter loaded in the engine (``engines.student``), under the Appendix A system prompt plus the
+Both generation stages sample from the post-distillation model (``engines.student``): the
+DPO-merged weights, or the base model with the DPO adapter loaded in the engine
+(``stages.<stage>.dpo_weights``), under the Appendix A system prompt plus the
 Appendix B line of each strategy. Neither system prompt is kept in the training data, except the
 short B.2 training system prompt of self-interactions. How many examples each generates, and
 which kinds ``sft_data`` keeps, follow ``stages.sft_data`` (``sources.py``: Appendix B.4's
@@ -24,7 +25,7 @@ from character.introspection.sft_lengths import cut_message, sft_verdict, tally
 from character.introspection.sources import introspection_plan
 from character.io import atomic_write_jsonl, read_jsonl
 from character.pipeline import manifest as mf
-from character.pipeline.engines import engine_factory, sampling_from, stage_seed, trained_model
+from character.pipeline.engines import LazyEngine, engine_factory, sampling_from, stage_seed, trained_model
 from character.pipeline.prepare_outputs import PrepareOutputs
 from character.pipeline.stage import ConfigView, Stage, StageContext, StageResult, register_stage
 from character.prompts.character import (
@@ -58,8 +59,26 @@ def _name_and_traits(ctx: StageContext) -> tuple[str, list[str]]:
     return ctx.cfg.model.assistant_name, [trait.trait for trait in ctx.cfg.persona.traits]
 
 
-def dpo_adapter(ctx: StageContext) -> LoraAdapter:
-    return LoraAdapter("dpo", str(DpoOutputs.adapter(ctx.input_dirs["dpo"])))
+def post_distillation_engine(ctx: StageContext, stage: str) -> tuple[LazyEngine, LoraAdapter | None]:
+    """The student engine on the post-distillation model, and the adapter each request names.
+
+    ``merged``: the engine loads the DPO-merged weights (the DPO stage's ``merged`` folder), and
+    requests name no adapter; ``adapter``: the engine loads the trained model and every request
+    names the DPO adapter. Both are the base model plus the DPO delta.
+    """
+    dpo_weights = ctx.cfg.stages[stage].dpo_weights
+    dpo_dir = ctx.input_dirs["dpo"]
+    served = ctx.cfg.engines.student.model
+    if dpo_weights == "merged" and served is not None:
+        raise CharacterError(
+            f"stages.{stage}.dpo_weights = merged loads the DPO-merged weights, but "
+            f"engines.student.model = {served!r} names a model of its own, which would be sampled "
+            "without the DPO delta; expected dpo_weights=adapter, so that every request names the "
+            "DPO adapter (which that server must load)."
+        )
+    if dpo_weights == "merged":
+        return engine_factory(ctx, "student", model_path=str(DpoOutputs.merged_model(dpo_dir))), None
+    return engine_factory(ctx, "student"), LoraAdapter("dpo", str(DpoOutputs.adapter(dpo_dir)))
 
 
 def reflection_system_prompt(name: str, traits: list[str]) -> str:
@@ -109,13 +128,14 @@ class ReflectionStage(Stage):
             atomic_write_jsonl(ctx.stage_dir / "reflections.jsonl", [])
             return StageResult(outputs=["reflections.jsonl"], counts={"rows": 0, "completion_tokens": 0})
         sampling = sampling_from(params.sampling, stage_seed(ctx.seed, self.name))
-        with engine_factory(ctx, "student") as engine:
+        engine_on_dpo, lora = post_distillation_engine(ctx, self.name)
+        with engine_on_dpo as engine:
             run_batch(
                 engine,
                 items,
                 sampling,
                 ctx.stage_dir / "generations.jsonl",
-                lora=dpo_adapter(ctx),
+                lora=lora,
                 description="reflection",
             )
         rows = [
@@ -182,7 +202,8 @@ class InteractionStage(Stage):
         systems = {g: interaction_system_prompt(name, traits, g) for g in GUIDANCE}
         sampling = sampling_from(params.sampling, stage_seed(ctx.seed, self.name))
         out_path = ctx.stage_dir / "turns.jsonl"
-        with engine_factory(ctx, "student") as engine:
+        engine_on_dpo, lora = post_distillation_engine(ctx, self.name)
+        with engine_on_dpo as engine:
             for turn in range(1, params.turns + 1):  # one batched engine call per turn
                 items = []
                 for conv in conversations:
@@ -199,7 +220,7 @@ class InteractionStage(Stage):
                     items,
                     sampling,
                     out_path,
-                    lora=dpo_adapter(ctx),
+                    lora=lora,
                     chunk_size=max(len(items), 1),
                     description=f"interaction turn {turn}",
                 )
