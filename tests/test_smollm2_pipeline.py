@@ -29,6 +29,9 @@ def smollm2_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"stage.run={STAGES}",
         "stages.robustness.methods=[base,prompted,distilled,trained]",
         "stages.robustness.prefill_attack=false",
+        # as in the demo (conf/scale/demo.yaml): SmolLM2 continues a prefilled trait list instead
+        # of answering, and the prefill is ~250 more prompt tokens per teacher row
+        "stages.teacher.think_prefill=false",
         env={"CHARACTER_RUN_ROOT": str(root)},
         timeout=1500,
     )
