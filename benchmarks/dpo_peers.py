@@ -1,12 +1,14 @@
 """Our DPO trainer against its peers (upstream OpenRLHF, TRL) on one model, one data set, one setup.
 
     python benchmarks/dpo_peers.py [--model smollm2|qwen151k[:HIDDEN,LAYERS]|PATH] [--pairs 80]
-        [--steps 10] [--max-len 512] [--runs 2] [--longest] [--profile] [--out results.json]
+        [--steps 10] [--max-len 512] [--runs 2] [--longest] [--profile] [--precision bf16|fp32]
+        [--out results.json]
 
 Why: a speed claim about our trainer means little unless the peers run the same work. Every
 trainer here gets the same model, the same preference pairs (one JSONL file), LoRA r16 / alpha 32
 on the q, k, v, o, gate, up and down projections, micro-batch 2 pairs, global batch 8 pairs, the
-same maximum length, bf16 weights, sdpa attention, beta 0.1, AdamW at a constant lr of 5e-6 with
+same maximum length, bf16 weights (``--precision fp32``: fp32 for all three, for a CPU whose bf16
+kernels are slow), sdpa attention, beta 0.1, AdamW at a constant lr of 5e-6 with
 betas (0.9, 0.95), gradient clipping at 1.0, and N optimizer steps over the first N x 8 pairs.
 
 - ours: ``openrlhf_ext.cli.train_dpo`` (its ``parse_args`` and ``train``), in the configurations
@@ -176,6 +178,7 @@ class WorkerSpec:
     micro_pairs: int = MICRO_PAIRS
     return_freed_memory: bool = False
     environment: dict[str, str] = field(default_factory=dict)
+    precision: str = "bf16"  # bf16 | fp32, for every trainer alike
 
 
 # ----------------------------------------------------------------------------------------------
@@ -410,7 +413,7 @@ def common_flags(spec: WorkerSpec) -> list[str]:
         "--lr_scheduler", "constant",
         "--lr_warmup_ratio", "0",
         "--max_norm", str(MAX_NORM),
-        "--ds.param_dtype", "bf16",
+        "--ds.param_dtype", spec.precision,
         "--ds.zero_stage", "2",
         "--ds.attn_implementation", "sdpa",
         "--ds.lora.rank", str(LORA_RANK),
@@ -703,8 +706,11 @@ def run_upstream(spec: WorkerSpec) -> None:
     from openrlhf.utils.config import hierarchize
 
     from openrlhf_ext.cli.upstream import upstream_parser
+    from openrlhf_ext.precision import widen_param_dtype_choices
 
-    args = hierarchize(upstream_parser("openrlhf.cli.train_dpo").parse_args(common_flags(spec) + spec.flags))
+    parser = upstream_parser("openrlhf.cli.train_dpo")
+    widen_param_dtype_choices(parser)  # upstream's choices stop at bf16/fp16; fp32 as for ours
+    args = hierarchize(parser.parse_args(common_flags(spec) + spec.flags))
     args.ref.model_name_or_path = args.ref.model_name_or_path or args.model.model_name_or_path
     train(args)
 
@@ -730,7 +736,8 @@ def run_trl(spec: WorkerSpec, probe: Probe) -> None:
     tokenizer = AutoTokenizer.from_pretrained(spec.model)
     if tokenizer.pad_token is None:  # what OpenRLHF's get_tokenizer does
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(spec.model, dtype=torch.bfloat16, attn_implementation="sdpa")
+    dtype = torch.bfloat16 if spec.precision == "bf16" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(spec.model, dtype=dtype, attn_implementation="sdpa")
     data = load_dataset("json", data_files=spec.data, split="train").select(range(spec.steps * BATCH_PAIRS))
     config = DPOConfig(
         output_dir=str(Path(spec.workdir) / "output"),
@@ -747,7 +754,7 @@ def run_trl(spec: WorkerSpec, probe: Probe) -> None:
         weight_decay=0.0,
         max_grad_norm=MAX_NORM,
         beta=BETA,
-        bf16=True,
+        bf16=spec.precision == "bf16",
         gradient_checkpointing=False,
         logging_steps=1,
         eval_strategy="no",
@@ -789,6 +796,10 @@ def worker(spec: WorkerSpec) -> dict[str, Any]:
 
         provide_flash_attn_helpers()
         activate_if_no_cuda()
+        if spec.precision == "fp32":  # both parse it, and OpenRLHF's dtype lookup must know it
+            from openrlhf_ext.precision import allow_fp32_params
+
+            allow_fp32_params()
         instrument_strategy(probe, spec.return_freed_memory)
         if spec.profile:
             vocab = json.loads((Path(spec.model) / "config.json").read_text())["vocab_size"]
@@ -994,6 +1005,7 @@ def spec_for(
         micro_pairs=MICRO_OVERRIDES.get(name, MICRO_PAIRS),
         return_freed_memory=name in RETURNS_FREED_MEMORY,
         environment={"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"} if name in HUGE_PAGES else {},
+        precision=args.precision,
     )
 
 
@@ -1009,6 +1021,12 @@ def parse_cli() -> argparse.Namespace:
     parser.add_argument("--configs", help=f"comma-separated subset of {','.join(SHORT_NAMES)}")
     parser.add_argument("--profile", action="store_true", help=f"profile one micro-step of {PROFILED}")
     parser.add_argument("--threads", type=int, help="torch threads in every worker (default: torch's)")
+    parser.add_argument(
+        "--precision",
+        choices=("bf16", "fp32"),
+        default="bf16",
+        help="weights and compute of every trainer (fp32 where bf16 is slow: a CPU without AVX-512)",
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per worker run")
     parser.add_argument("--out", help="write the raw per-run results here as JSON")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -1055,7 +1073,7 @@ def report(
         f"\n{model.name}: {stats['pairs_trained']} pairs, {args.steps} steps of {BATCH_PAIRS} pairs "
         f"(micro {MICRO_PAIRS}), max_len {args.max_len}, sequences {stats['sequence_tokens_mean']:.0f} "
         f"tokens on average ({stats['sequence_tokens_min']}-{stats['sequence_tokens_max']}), "
-        f"LoRA r{LORA_RANK} on {len(LORA_TARGETS)} projections, bf16, sdpa; s/step = median over "
+        f"LoRA r{LORA_RANK} on {len(LORA_TARGETS)} projections, {args.precision}, sdpa; s/step = median over "
         f"{args.runs} run(s) without the first step"
     )
     print_table(summaries, skipped)
