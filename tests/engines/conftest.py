@@ -8,7 +8,7 @@ import pytest
 
 from character.engines.server import vllm_server as start_vllm_server
 from character.models.tiny import TinySpec, ensure_tiny_model
-from tests.conftest import CACHE_DIR
+from tests.conftest import CACHE_DIR, save_random_lora
 
 CONVERSATIONS = [
     [{"role": "user", "content": "Hello there, how are you today?"}],
@@ -30,23 +30,7 @@ def tiny_model() -> str:
 @pytest.fixture(scope="session")
 def lora_adapter(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A LoRA adapter with random (non-zero) weights, saved in PEFT format."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(7)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
-    config = LoraConfig(
-        r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False
-    )
-    peft_model = get_peft_model(model, config)
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
-                param.mul_(20.0)  # large enough to change greedy outputs
-    out = tmp_path_factory.mktemp("lora") / "adapter"
-    peft_model.save_pretrained(out)
-    return str(out)
+    return str(save_random_lora(tiny_model, tmp_path_factory.mktemp("lora") / "adapter", rank=8, seed=7))
 
 
 @pytest.fixture(scope="session")

@@ -18,32 +18,17 @@ from character.pipeline.stage import StageContext
 from character.training.merge import fold_adapter
 from character.training.outputs import DpoOutputs
 from tests.config.test_compose import compose_train
-from tests.conftest import CACHE_DIR
+from tests.conftest import CACHE_DIR, save_random_lora
 
 
 @pytest.fixture(scope="module")
 def dpo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory with a prepared tiny model and a DPO stage: a random, non-zero adapter and
     the merged weights the DPO stage writes (fp32, as for a float32 model)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
     tiny = str(ensure_tiny_model(TinySpec(), CACHE_DIR))
     run_dir = tmp_path_factory.mktemp("runs") / "tiny" / "loving"
     atomic_write_json(run_dir / "prepare" / "model.json", {"path": tiny, "assistant_name": "Tiny"})
-    torch.manual_seed(3)
-    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
-    lora = LoraConfig(
-        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False
-    )
-    peft_model = get_peft_model(model, lora)
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
-                param.mul_(20.0)  # large enough to change what the model writes
-    adapter = DpoOutputs.adapter(run_dir / "dpo")
-    peft_model.save_pretrained(adapter)
+    adapter = save_random_lora(tiny, DpoOutputs.adapter(run_dir / "dpo"), rank=4, seed=3)
     fold_adapter(tiny, adapter, DpoOutputs.merged_model(run_dir / "dpo"), "float32")
     return run_dir
 
