@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -27,23 +28,29 @@ def run_root(tmp_path: Path) -> Path:
     return tmp_path / "runs"
 
 
-def save_random_lora(model_path: str, out: Path, *, rank: int, seed: int) -> Path:
-    """Save a LoRA adapter (alpha 2 x rank, on q, v and down projections) with random, non-zero
-    weights, large enough to change what the model writes greedily; returns ``out``."""
+def save_random_lora(
+    model_path: str,
+    out: Path,
+    *,
+    rank: int,
+    seed: int,
+    targets: Sequence[str] = ("q_proj", "v_proj", "down_proj"),
+    scale: float = 20.0,
+) -> Path:
+    """Save a LoRA adapter (alpha 2 x rank) with random, non-zero weights, its B matrices scaled
+    by ``scale`` so that it changes what the model writes greedily; returns ``out``."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    config = LoraConfig(
-        r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False
-    )
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(targets), init_lora_weights=False)
     peft_model = get_peft_model(model, config)
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
             if "lora_B" in name:
-                param.mul_(20.0)
+                param.mul_(scale)
     peft_model.save_pretrained(out)
     return out
 

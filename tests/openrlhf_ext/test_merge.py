@@ -9,25 +9,9 @@ import pytest
 import torch
 
 from character.training.merge import combine_adapters, fold_adapter
+from tests.conftest import save_random_lora
 
 IDS = torch.tensor([[1, 85, 91, 401, 346, 201, 36, 71, 968, 16, 2, 201]])
-
-
-def random_adapter(base: str | Path, out: Path, seed: int, targets: list[str], rank: int) -> Path:
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32),
-        LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=targets, init_lora_weights=False),
-    )
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.mul_(10.0)
-    model.save_pretrained(out)
-    return out
 
 
 def logits(model) -> torch.Tensor:
@@ -38,10 +22,17 @@ def logits(model) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def trained(tiny_model: str, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("merge")
-    dpo = random_adapter(tiny_model, root / "dpo", 1, ["q_proj", "v_proj", "down_proj"], 8)
+    dpo = save_random_lora(tiny_model, root / "dpo", rank=8, seed=1, scale=10.0)
     fold_adapter(tiny_model, dpo, root / "dpo_merged")
     # SFT trains on the DPO-merged model, with other targets and rank (as a user may configure)
-    sft = random_adapter(root / "dpo_merged", root / "sft", 2, ["k_proj", "o_proj", "v_proj"], 4)
+    sft = save_random_lora(
+        str(root / "dpo_merged"),
+        root / "sft",
+        rank=4,
+        seed=2,
+        targets=["k_proj", "o_proj", "v_proj"],
+        scale=10.0,
+    )
     fold_adapter(root / "dpo_merged", sft, root / "final")
     combine_adapters(tiny_model, [(dpo, 1.0), (sft, 1.0)], root / "composed_adapter")
     combine_adapters(tiny_model, [(dpo, 1.0), (sft, 0.25)], root / "release_adapter")
