@@ -123,6 +123,7 @@ def value_problems(cfg: DictConfig) -> list[Problem]:
     for name, judge in cfg.stages.coherence.judges.items():
         problems += _engine_problems(f"stages.coherence.judges.{name}", judge)
     problems += _sft_data_problems(cfg)
+    problems += _introspection_problems(cfg)
     run_dir = job_run_dir(cfg)
     where = writable_folder_problem(run_dir)
     if where is not None:
@@ -220,6 +221,28 @@ def _sft_data_problems(cfg: DictConfig) -> list[Problem]:
         )
         problems.append(Problem("stages.sft_data.source_run", data.source_run, expected))
     return problems
+
+
+def _introspection_problems(cfg: DictConfig) -> list[Problem]:
+    """``dpo_weights=merged`` has the student engine load the DPO-merged weights; a student that
+    names a model of its own (a served one) would be sampled without the DPO delta instead. Only
+    for the introspection stages the job runs (an empty ``stage.run`` runs them all)."""
+    student = cfg.engines.student
+    served = None if OmegaConf.is_missing(student, "model") else student.model
+    selected = list(cfg.stage.run)
+    if not served:
+        return []
+    return [
+        Problem(
+            f"stages.{stage}.dpo_weights",
+            "merged",
+            f"'adapter' while engines.student.model={served!r} names a model of its own (with "
+            "'merged' that model would be sampled without the DPO delta; with 'adapter' every "
+            "request names the DPO adapter, which its server must load)",
+        )
+        for stage in ("reflection", "interaction")
+        if cfg.stages[stage].dpo_weights == "merged" and (not selected or stage in selected)
+    ]
 
 
 def describe_problems(problems: list[Problem]) -> str:

@@ -66,17 +66,8 @@ def post_distillation_engine(ctx: StageContext, stage: str) -> tuple[LazyEngine,
     requests name no adapter; ``adapter``: the engine loads the trained model and every request
     names the DPO adapter. Both are the base model plus the DPO delta.
     """
-    dpo_weights = ctx.cfg.stages[stage].dpo_weights
     dpo_dir = ctx.input_dirs["dpo"]
-    served = ctx.cfg.engines.student.model
-    if dpo_weights == "merged" and served is not None:
-        raise CharacterError(
-            f"stages.{stage}.dpo_weights = merged loads the DPO-merged weights, but "
-            f"engines.student.model = {served!r} names a model of its own, which would be sampled "
-            "without the DPO delta; expected dpo_weights=adapter, so that every request names the "
-            "DPO adapter (which that server must load)."
-        )
-    if dpo_weights == "merged":
+    if ctx.cfg.stages[stage].dpo_weights == "merged":  # refused with a served student (validate.py)
         return engine_factory(ctx, "student", model_path=str(DpoOutputs.merged_model(dpo_dir))), None
     return engine_factory(ctx, "student"), LoraAdapter("dpo", str(DpoOutputs.adapter(dpo_dir)))
 

@@ -165,6 +165,17 @@ CASES = [
         ),
         ("engines.teacher.api_key_env='NO_KEY_HERE'", "$NO_KEY_HERE is unset"),
     ),
+    # the introspection stages' merged weights, which a served student would not load
+    Case(
+        "served_student_merged",
+        ("engine@engines.student=openai", "engines.student.model=served"),
+        (
+            "stages.reflection.dpo_weights='merged'",
+            "stages.interaction.dpo_weights='merged'",
+            "'adapter' while engines.student.model='served'",
+            "sampled without the DPO delta",
+        ),
+    ),
     # run roots that cannot be written
     Case("run_root_proc", ("run_root=/proc/x",), ("run_root='/proc/x'", CLI, "virtual filesystem")),
     Case("run_root_sys", ("run_root=/sys/x/y",), ("run_root='/sys/x/y'", "virtual filesystem")),

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from character.engines.batch import meta_path
-from character.errors import CharacterError
 from character.introspection.stages import ReflectionStage
 from character.io import atomic_write_json, read_json, read_jsonl
 from character.models.tiny import TinySpec, ensure_tiny_model
@@ -80,10 +79,22 @@ def test_merged_weights_and_the_adapter_write_the_same_reflections(dpo_run: Path
     assert [row["texts"] for row in read_jsonl(base / "generations.jsonl")] != texts["merged"]
 
 
-def test_merged_weights_with_a_served_student_are_refused(dpo_run: Path) -> None:
-    with pytest.raises(CharacterError) as error:
-        reflect(dpo_run, "served", "engine@engines.student=openai", "engines.student.model=served-base")
-    message = str(error.value)
-    assert "stages.reflection.dpo_weights = merged" in message
-    assert "engines.student.model = 'served-base'" in message and "dpo_weights=adapter" in message
-    assert not (dpo_run / "served" / "generations.jsonl").exists()
+def test_a_served_student_is_refused_only_for_the_stages_that_run() -> None:
+    from character.config.validate import value_problems
+
+    served = ("engine@engines.student=openai", "engines.student.model=served")
+    both = value_problems(compose_train("+persona=loving", "+model=tiny", *served))
+    assert [p.key for p in both if "dpo_weights" in p.key] == [
+        "stages.reflection.dpo_weights",
+        "stages.interaction.dpo_weights",
+    ]
+    distillation = value_problems(
+        compose_train("+persona=loving", "+model=tiny", "+stage=distillation", *served)
+    )
+    assert not [p for p in distillation if "dpo_weights" in p.key]
+    adapter = [f"stages.{s}.dpo_weights=adapter" for s in ("reflection", "interaction")]
+    assert not [
+        p
+        for p in value_problems(compose_train("+persona=loving", "+model=tiny", *served, *adapter))
+        if "dpo_weights" in p.key
+    ]
