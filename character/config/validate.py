@@ -21,7 +21,7 @@ from character.config.locations import (
     writable_folder_problem,
 )
 from character.config.provenance import option_source, value_source
-from character.config.schema import EvaluateConfig, RobustnessReportConfig, TrainConfig
+from character.config.schema import PIPELINE_ORDER, EvaluateConfig, RobustnessReportConfig, TrainConfig
 from character.errors import CharacterError
 from character.pipeline.run_dirs import job_run_dir, main_run_dir
 
@@ -229,9 +229,9 @@ def _introspection_problems(cfg: DictConfig) -> list[Problem]:
     for the introspection stages the job runs (an empty ``stage.run`` runs them all)."""
     student = cfg.engines.student
     served = None if OmegaConf.is_missing(student, "model") else student.model
-    selected = list(cfg.stage.run)
     if not served:
         return []
+    selected = list(cfg.stage.run) or PIPELINE_ORDER
     return [
         Problem(
             f"stages.{stage}.dpo_weights",
@@ -241,7 +241,7 @@ def _introspection_problems(cfg: DictConfig) -> list[Problem]:
             "request names the DPO adapter, which its server must load)",
         )
         for stage in ("reflection", "interaction")
-        if cfg.stages[stage].dpo_weights == "merged" and (not selected or stage in selected)
+        if cfg.stages[stage].dpo_weights == "merged" and stage in selected
     ]
 
 

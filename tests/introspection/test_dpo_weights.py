@@ -57,6 +57,10 @@ def reflect(run_dir: Path, name: str, *overrides: str) -> Path:
     return stage_dir
 
 
+def written(stage_dir: Path) -> list[list[str]]:
+    return [row["texts"] for row in read_jsonl(stage_dir / "generations.jsonl")]
+
+
 def test_merged_weights_and_the_adapter_write_the_same_reflections(dpo_run: Path) -> None:
     merged = reflect(dpo_run, "merged")  # the default
     adapter = reflect(dpo_run, "adapter", "stages.reflection.dpo_weights=adapter")
@@ -66,9 +70,7 @@ def test_merged_weights_and_the_adapter_write_the_same_reflections(dpo_run: Path
     assert merged_meta["lora"] is None
     assert adapter_meta["engine"]["model"] == read_json(dpo_run / "prepare" / "model.json")["path"]
     assert adapter_meta["lora"] == {"name": "dpo", "path": str(DpoOutputs.adapter(dpo_run / "dpo"))}
-    texts = {name: [row["texts"] for row in read_jsonl(d / "generations.jsonl")] for name, d in
-             (("merged", merged), ("adapter", adapter))}  # fmt: skip
-    assert len(texts["merged"]) == 10 and texts["merged"] == texts["adapter"]
+    assert len(written(merged)) == 10 and written(merged) == written(adapter)
     # and the DPO delta changes what is written: the base model's own reflections differ
     plain_run = dpo_run.parent / "plain"
     tiny = read_json(dpo_run / "prepare" / "model.json")["path"]
@@ -76,7 +78,7 @@ def test_merged_weights_and_the_adapter_write_the_same_reflections(dpo_run: Path
     DpoOutputs.merged_model(plain_run / "dpo").parent.mkdir(parents=True)
     DpoOutputs.merged_model(plain_run / "dpo").symlink_to(tiny)
     base = reflect(plain_run, "base")
-    assert [row["texts"] for row in read_jsonl(base / "generations.jsonl")] != texts["merged"]
+    assert written(base) != written(merged)
 
 
 def test_a_served_student_is_refused_only_for_the_stages_that_run() -> None:
