@@ -87,11 +87,12 @@ def test_report_on_planted_outcomes(tmp_path: Path) -> None:
 
 def test_whole_evaluation_on_the_tiny_model(tmp_path: Path) -> None:
     from character.models.tiny import TinySpec, ensure_tiny_model
-    from tests.conftest import CACHE_DIR
-    from tests.openrlhf_ext.test_merge import random_adapter
+    from tests.conftest import CACHE_DIR, save_random_lora
 
     model = ensure_tiny_model(TinySpec(), CACHE_DIR)
-    adapter = random_adapter(model, tmp_path / "adapter", 3, ["q_proj", "v_proj"], 8)
+    adapter = save_random_lora(
+        model, tmp_path / "adapter", rank=8, seed=3, targets=("q_proj", "v_proj"), scale=10.0
+    )
     out = tmp_path / "eval"
     args = [
         sys.executable,
