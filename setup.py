@@ -65,7 +65,7 @@ setup(
         # so scripts/setup.sh installs it first and lets the pin win (docs/installation.md).
         "cpu": [],
         "slurm": ["hydra-submitit-launcher==1.2.0", "submitit>=1.5"],
-        "dev": ["pytest>=8", "ruff>=0.6"],
+        "dev": ["pytest>=8", "pytest-xdist>=3.6", "ruff>=0.6"],
         # benchmarks/dpo_peers.py only. Install with `pip install --no-deps trl==1.16.0`: the base
         # install already meets its requirements, and --no-deps keeps pip from upgrading any of them
         # (transformers is pinned above for OpenRLHF).

@@ -15,6 +15,40 @@ REPO = Path(__file__).resolve().parent.parent
 CACHE_DIR = Path(os.environ.get("CHARACTER_TEST_CACHE", "/tmp/character-test-cache"))
 
 
+# Test groups that share a session fixture across folders (the toy W&B sweep).
+SHARED_GROUPS = {"tracking": "compare"}
+# The groups that take longest, started first when pytest-xdist spreads groups over workers, so
+# that no long group starts last and leaves the other worker idle (docs/benchmarks.md, "Test
+# suite", has the durations these come from).
+LONGEST_GROUPS = (
+    "test_pipeline_e2e",
+    "test_smollm2_pipeline",
+    "slurm",
+    "compare",
+    "openrlhf_ext",
+    "config",
+    "engines",
+    "test_ablations_e2e",
+)
+
+
+def xdist_group_of(path: Path) -> str:
+    """The xdist group of a test file: its folder under tests/, or the file itself at the top."""
+    parts = path.relative_to(REPO / "tests").parts
+    group = parts[0] if len(parts) > 1 else Path(parts[0]).stem
+    return SHARED_GROUPS.get(group, group)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep each group on one pytest-xdist worker (``--dist loadgroup``), since its module and
+    session fixtures (a real sweep, a vLLM server, the SLURM cluster) are expensive and some hold
+    fixed resources; and order the longest groups first. Within a group the order is unchanged."""
+    rank = {group: index for index, group in enumerate(LONGEST_GROUPS)}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item.path)))
+    items.sort(key=lambda item: rank.get(xdist_group_of(item.path), len(rank)))
+
+
 @pytest.fixture(autouse=True)
 def _offline_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
