@@ -21,32 +21,45 @@ SHARED_GROUPS = {"tracking": "compare"}
 # that no long group starts last and leaves the other worker idle (docs/benchmarks.md, "Test
 # suite", has the durations these come from).
 LONGEST_GROUPS = (
-    "test_pipeline_e2e",
     "test_smollm2_pipeline",
+    "test_pipeline_e2e",
     "slurm",
     "compare",
+    "test_ablations_e2e",
     "openrlhf_ext",
     "config",
     "engines",
-    "test_ablations_e2e",
 )
 
 
 def xdist_group_of(path: Path) -> str:
-    """The xdist group of a test file: its folder under tests/, or the file itself at the top."""
+    """The group of a test file: its folder under tests/, or the file itself at the top."""
     parts = path.relative_to(REPO / "tests").parts
     group = parts[0] if len(parts) > 1 else Path(parts[0]).stem
     return SHARED_GROUPS.get(group, group)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep each group on one pytest-xdist worker (``--dist loadgroup``), since its module and
-    session fixtures (a real sweep, a vLLM server, the SLURM cluster) are expensive and some hold
-    fixed resources; and order the longest groups first. Within a group the order is unchanged."""
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the longest groups first; within a group the order is unchanged."""
     rank = {group: index for index, group in enumerate(LONGEST_GROUPS)}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item.path)))
     items.sort(key=lambda item: rank.get(xdist_group_of(item.path), len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Under pytest-xdist (scripts/test.sh runs two workers), send each group to one worker as a
+    whole, in collection order: its module and session fixtures (a real sweep, a vLLM server, the
+    SLURM cluster on its fixed ports) are expensive or hold fixed resources, so they must run once.
+    A scheduler of our own, since ``--dist loadgroup`` marks tests by rewriting a node id field
+    that pytest 9.2 no longer reads."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(REPO / nodeid.split("::", 1)[0])
+
+    config.option.loadscopereorder = False  # keep the longest-first order of the collection
+    return GroupScheduling(config, log)
 
 
 @pytest.fixture(autouse=True)
