@@ -11,5 +11,5 @@ bash scripts/slurm/install.sh || echo "test: SLURM is missing (see above); tests
 # starting processes and importing libraries, one core at a time. tests/conftest.py sends each
 # test folder to one worker as a whole (its fixtures run once). OMP_WAIT_POLICY=PASSIVE: OpenMP
 # threads that spin while waiting take the other worker's core; two tiny DPO stages side by side
-# took 57 s each spinning, 42 s passive (34 s alone). Pass -n 0 to run in one process.
+# took 57 s each spinning, 42 s passive (38 s alone). Pass -n 0 to run in one process.
 OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m pytest -q -n 2 --durations=25 "$@"
