@@ -48,6 +48,7 @@ def evaluate(cfg: DictConfig) -> dict:
             default_model=subject.model,
             default_system_role=system_role,
             model_path=subject.model,
+            lora=subject.adapter is not None,
         )
         return LazyEngine(student.build)
 

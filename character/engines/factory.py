@@ -8,6 +8,7 @@ are set, so it imports nothing heavy at the top.
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -33,18 +34,24 @@ def endpoint_url(engine_cfg: DictConfig) -> str | None:
     return os.environ.get(str(variable)) or None
 
 
-def build_engine(engine_cfg: DictConfig, model_path: str, supports_system_role: bool) -> Engine:
+def build_engine(
+    engine_cfg: DictConfig, model_path: str, supports_system_role: bool, lora: bool = False
+) -> Engine:
     """Create the engine for one role.
 
     ``model_path`` is the model being trained (used when the role names no model of its own) and
     ``supports_system_role`` that model's template quirk (used unless the role overrides it).
+    ``lora``: requests will name LoRA adapters. vLLM then loads its LoRA layers, which cost
+    speed even on requests without an adapter (SmolLM2 on a 2-core CPU: 54 instead of 87 tok/s,
+    docs/benchmarks.md), so engines that never see an adapter are built without them.
     """
     replicas = int(engine_cfg.get("data_parallel_size", 1) or 1)
     if replicas > 1 and engine_cfg.backend in ("vllm", "transformers"):
         from character.engines.replicated import ReplicatedEngine
 
         config = OmegaConf.to_container(engine_cfg, resolve=True)
-        return ReplicatedEngine(config, model_path, supports_system_role, replicas, build=build_replica)
+        build = partial(build_replica, lora=lora)
+        return ReplicatedEngine(config, model_path, supports_system_role, replicas, build=build)
     model = engine_cfg.model or model_path
     system_role = (
         supports_system_role if engine_cfg.supports_system_role is None else engine_cfg.supports_system_role
@@ -60,6 +67,7 @@ def build_engine(engine_cfg: DictConfig, model_path: str, supports_system_role: 
             gpu_memory_utilization=engine_cfg.gpu_memory_utilization,
             enforce_eager=engine_cfg.enforce_eager,
             max_model_len=engine_cfg.max_model_len,
+            enable_lora=lora,
             max_lora_rank=engine_cfg.max_lora_rank,
             seed=engine_cfg.seed,
             supports_system_role=system_role,
@@ -104,8 +112,10 @@ def build_engine(engine_cfg: DictConfig, model_path: str, supports_system_role: 
     raise CharacterError(f"engine backend {engine_cfg.backend!r} is unknown; expected one of {BACKENDS}.")
 
 
-def build_replica(engine_cfg: dict[str, Any], model_path: str, supports_system_role: bool) -> Engine:
+def build_replica(
+    engine_cfg: dict[str, Any], model_path: str, supports_system_role: bool, lora: bool = False
+) -> Engine:
     """One copy of a data-parallel engine, in its replica's process: the same config, one replica."""
     return build_engine(
-        OmegaConf.create({**engine_cfg, "data_parallel_size": 1}), model_path, supports_system_role
+        OmegaConf.create({**engine_cfg, "data_parallel_size": 1}), model_path, supports_system_role, lora
     )

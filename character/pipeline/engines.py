@@ -48,14 +48,19 @@ class LazyEngine:
 
 
 def engine_factory(
-    ctx: StageContext, role: str, model_path: str | None = None, engine_cfg: DictConfig | None = None
+    ctx: StageContext,
+    role: str,
+    model_path: str | None = None,
+    engine_cfg: DictConfig | None = None,
+    lora: bool = False,
 ) -> LazyEngine:
     """The engine of ``role`` (``engines.<role>``, or ``engine_cfg`` when given), created only when
     first needed; which model it loads and its system role are decided by
     ``character.engines.roles``.
 
     ``model_path`` overrides the model to load (e.g. the DPO-merged model for introspection);
-    otherwise the role's own ``model``, or the trained model.
+    otherwise the role's own ``model``, or the trained model. ``lora``: the stage's requests name
+    LoRA adapters (without it a vLLM engine is built without LoRA layers, which are slow).
     """
     spec = resolve_role(
         role,
@@ -63,6 +68,7 @@ def engine_factory(
         default_model=model_path or trained_model(ctx)["path"],
         default_system_role=ctx.cfg.model.supports_system_role,
         model_path=model_path,
+        lora=lora,
     )
 
     def create() -> Engine:

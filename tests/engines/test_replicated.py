@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from character.config.schema import EngineConfig
-from character.engines.base import Sampling
+from character.engines.base import LoraAdapter, Sampling
 from character.engines.factory import build_engine, build_replica
 from character.engines.replicated import ReplicatedEngine, gpu_slices, slices
 from character.errors import CharacterError
@@ -58,8 +58,12 @@ def test_slices_and_gpu_assignment() -> None:
         gpu_slices(3, 2, ["0", "1", "2", "3"])
 
 
-def test_vllm_replicas_keep_each_rows_seed(tiny_model: str, vllm_engine) -> None:
-    """Sampled, not greedy: per-row seeds make the replicated output independent of the split."""
+def test_vllm_replicas_keep_each_rows_seed(tiny_model: str, vllm_engine, lora_adapter: str) -> None:
+    """Sampled, not greedy: per-row seeds make the replicated output independent of the split.
+
+    The replicas are built as the pipeline builds engines whose requests name no adapter: without
+    vLLM's LoRA layers (slower on every request). They write what the LoRA-enabled fixture
+    engine writes, and refuse an adapter with a message that says how to enable them."""
     conversations = CONVERSATIONS * 2
     sampling = Sampling(temperature=1.0, top_p=0.95, max_tokens=10)
     seeds = list(range(100, 100 + len(conversations)))
@@ -68,6 +72,13 @@ def test_vllm_replicas_keep_each_rows_seed(tiny_model: str, vllm_engine) -> None
         backend="vllm", dtype="float32", max_lora_rank=8, gpu_memory_utilization=0.3, data_parallel_size=2
     )
     with build_engine(cfg, tiny_model, True) as engine:
+        assert engine.info.details["enable_lora"] is False and vllm_engine.info.details["enable_lora"] is True
         replicated = engine.generate(conversations, sampling, seeds=seeds)
+        greedy = Sampling(temperature=0.0, max_tokens=16)
+        assert [g.texts for g in engine.generate(CONVERSATIONS, greedy)] == [
+            g.texts for g in vllm_engine.generate(CONVERSATIONS, greedy)
+        ]
+        with pytest.raises(RuntimeError, match="names the LoRA adapter 'random-lora'.*enable_lora=True"):
+            engine.generate(CONVERSATIONS, greedy, lora=LoraAdapter("random-lora", lora_adapter))
     assert [g.texts for g in replicated] == [g.texts for g in single]
     assert len({g.texts[0] for g in single}) > 1  # really sampled

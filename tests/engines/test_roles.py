@@ -43,7 +43,7 @@ def test_model_and_system_role_of_a_role(values, model_path, expected) -> None:
 def test_the_pipeline_builds_what_roles_decides(tmp_path: Path, monkeypatch) -> None:
     built: list[tuple] = []
     monkeypatch.setattr(
-        roles, "build_engine", lambda cfg, path, system_role: built.append((path, system_role))
+        roles, "build_engine", lambda cfg, path, system_role, lora: built.append((path, system_role, lora))
     )
     (tmp_path / "prepare").mkdir()
     (tmp_path / "prepare" / "model.json").write_text(json.dumps({"path": TRAINED}))
@@ -60,4 +60,11 @@ def test_the_pipeline_builds_what_roles_decides(tmp_path: Path, monkeypatch) -> 
     engine_factory(ctx, "student", model_path="/runs/dpo/merged")()
     engine_factory(ctx, "judge")()
     engine_factory(ctx, "extra", engine_cfg=engine_cfg())()  # a coherence judge of stages.coherence.judges
-    assert built == [(TRAINED, False), ("/runs/dpo/merged", False), (TRAINED, True), (TRAINED, False)]
+    engine_factory(ctx, "student", lora=True)()  # requests will name adapters (introspection)
+    assert built == [
+        (TRAINED, False, False),
+        ("/runs/dpo/merged", False, False),
+        (TRAINED, True, False),
+        (TRAINED, False, False),
+        (TRAINED, False, True),
+    ]
