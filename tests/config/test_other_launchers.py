@@ -74,3 +74,33 @@ def test_a_sweep_with_a_bad_value_creates_no_sweep_folder(run_root: Path) -> Non
     assert "stages.dpo.beta=-1.0 (from the command line): expected a number > 0" in result.stderr
     assert "Traceback" not in result.stderr
     assert not run_root.exists()  # no .sweeps/<time>, no run directory
+
+
+def test_a_sweep_whose_jobs_share_a_run_directory_is_refused(run_root: Path) -> None:
+    # seed is not part of the run directory: the two jobs would overwrite each other's stages.
+    result = run_cli("+persona=loving", "+model=tiny", "seed=0,1", "+stage=prepare", "-m")
+    assert result.returncode == 2, result.stderr
+    assert f"two jobs of this sweep would write the same run directory {run_root.resolve()}/tiny/loving" in (
+        result.stderr
+    )
+    assert "(they differ in seed=0 seed=1)" in result.stderr
+    assert "'run_root=runs/seed${seed}'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not run_root.exists()
+
+
+def test_a_seed_sweep_with_a_run_root_per_seed_runs_each_job_in_its_own_folder(run_root: Path) -> None:
+    # The interpolation is each job's: the check must not resolve it in the submitting config.
+    result = run_cli(
+        "+persona=loving",
+        "+model=tiny",
+        "seed=0,1",
+        f"run_root={run_root}/seed${{seed}}",
+        "+stage=prepare",
+        "-m",
+    )
+    assert result.returncode == 0, result.stderr
+    for seed in (0, 1):
+        run_dir = run_root / f"seed{seed}" / "tiny" / "loving"
+        assert (run_dir / "prepare" / "manifest.json").exists(), sorted(map(str, run_root.rglob("*.json")))
+        assert f"\nseed: {seed}\n" in (run_dir / "config.yaml").read_text()
