@@ -290,6 +290,18 @@ def test_persona_shift_counts_verdicts_and_margins_row_by_row(finished: Path) ->
     assert set(results["quality_vs_prompted"]) == {"base", "steered", "distilled", "trained"}
     for comparison in results["quality_vs_prompted"].values():
         assert comparison["differences"]["repetition"]["n"] == 3
+    # persona rates against the prompted base model's, recomputed from the verdicts
+    assert set(results["persona_rate_vs_prompted"]) == {"base", "steered", "distilled", "trained"}
+    for method, differences in results["persona_rate_vs_prompted"].items():
+        for group, splits in (("default", {"default"}), ("adversarial", {"adv1", "adv5"})):
+
+            def share(m: str, splits: set[str] = splits) -> float:
+                return statistics.fmean(
+                    v["in_persona"] for v in verdicts if v["method"] == m and v["split"] in splits
+                )
+
+            assert differences[group]["value"] == pytest.approx(share(method) - share("prompted"))
+            assert differences[group]["n"] == 3  # prompts, not answers
     held_out = read_jsonl(finished / "dpo_data" / "eval.jsonl")
     margins = read_jsonl(finished / "persona_shift" / "preference_margins.jsonl")
     assert len(margins) == len(held_out) >= 1
@@ -306,6 +318,7 @@ def test_persona_shift_counts_verdicts_and_margins_row_by_row(finished: Path) ->
     for section in ("Persona rate and answer quality", "Revealed preferences", "Coherence", "Capabilities"):
         assert f"## {section}" in report
     assert report.count("**Prompt:**") == 3  # scale=ci has 3 held-out prompts
+    assert report.count("; final - prompted ") == 2  # plain and adversarial, paired by prompt
     assert min(_png_size(finished / "persona_shift.png")) > 100
     # every figure the report links resolves from the report's folder, one per section
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)

@@ -5,7 +5,9 @@ On prompts never used in training it measures, for each model variant of the job
   classifier trained on the job's teacher vs student answers judges in persona (the base model,
   the base model prompted with the constitution, the model after DPO, the final model, and the
   steered base model when the robustness stage made it), on the plain prompts and under the
-  paper's adversarial "break character" instructions (App. C), each with a 95 % interval;
+  paper's adversarial "break character" instructions (App. C), each with a 95 % interval, and
+  each variant's rate minus the prompted base model's, paired by prompt
+  (``character.persona_shift.rate_comparison``);
 - the held-out preference accuracy: on the held-out (teacher, student) pairs of ``dpo_data``, the
   share where the trained model's log-probability margin over the base model prefers the teacher's
   answer (DPO's implicit-reward accuracy), after DPO and after SFT, with a 95 % interval;
@@ -28,6 +30,7 @@ from character.persona_shift.intervals import proportion
 from character.persona_shift.quality import perplexity, repetition_rate, word_count
 from character.persona_shift.quality_comparison import compare_with_reference, summary_interval
 from character.persona_shift.rate_classifier import held_out_accuracy, train_rate_classifier
+from character.persona_shift.rate_comparison import rate_differences
 from character.persona_shift.results import QUALITY_FILE, RESULTS_FILE, results_path
 from character.persona_shift.scoring import AnswerScorer
 from character.pipeline.engines import stage_seed, trained_model
@@ -74,7 +77,9 @@ def preference_margins(pairs: list[dict[str, Any]], scorers: dict[str, AnswerSco
 @register_stage
 class PersonaShiftStage(Stage):
     name = "persona_shift"
-    version = 2  # 2: per-answer quality rows, quality intervals and the comparison with prompted
+    # 2: per-answer quality rows, quality intervals and the comparison with prompted;
+    # 3: persona rates against the prompted base model's, paired by prompt
+    version = 3
     inputs = ("prepare", "dpo_data", "dpo", "merge", "robustness")
     config_keys = ("stages.persona_shift", "model.supports_system_role", "seed")
 
@@ -107,6 +112,7 @@ class PersonaShiftStage(Stage):
         )
         responses = {m: read_responses(ctx.input_dirs["robustness"], m) for m in methods}
         verdict_rows, rates = self._persona_rates(classifier, responses)
+        rate_vs_prompted = rate_differences(verdict_rows, seed)
         system_role = bool(ctx.cfg.model.supports_system_role)
         base_path = trained_model(ctx)["path"]
         scorer_args = {"supports_system_role": system_role, "batch_size": int(params.batch_size)}
@@ -128,6 +134,7 @@ class PersonaShiftStage(Stage):
         results = {
             "variants": {m: VARIANTS[m] for m in methods},
             "persona_rate": rates,
+            "persona_rate_vs_prompted": rate_vs_prompted,
             "quality": quality,
             "quality_vs_prompted": quality_vs_prompted,
             "preference_accuracy": accuracy,
@@ -164,6 +171,11 @@ class PersonaShiftStage(Stage):
             f"persona_rate_adversarial/{m}": rates[m]["adversarial"]["rate"]
             for m in methods
             if "adversarial" in rates[m]
+        }
+        metrics |= {
+            f"persona_rate_vs_prompted/{m}": differences[DEFAULT_SPLIT]["value"]
+            for m, differences in rate_vs_prompted.items()
+            if DEFAULT_SPLIT in differences
         }
         metrics |= {f"preference_accuracy/{v}": a["rate"] for v, a in accuracy.items()}
         metrics["classifier_held_out_accuracy"] = classifier_check.rate

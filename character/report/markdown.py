@@ -34,16 +34,19 @@ def headline(results: dict[str, Any]) -> list[str]:
         f"{pct(final)} ({100 * (final['rate'] - base['rate']):+.1f} points; intervals "
         f"{'do not overlap' if final['low'] > base['high'] else 'overlap'})."
     ]
+    vs_prompted = results.get("persona_rate_vs_prompted", {}).get("trained", {})
     if "prompted" in rates:
         lines.append(
-            f"- The base model prompted with the constitution: {pct(rates['prompted'][DEFAULT_SPLIT])}."
+            f"- The base model prompted with the constitution: {pct(rates['prompted'][DEFAULT_SPLIT])}"
+            + rate_difference(vs_prompted.get(DEFAULT_SPLIT))
+            + "."
         )
     if "adversarial" in rates["trained"]:
         prompted = rates.get("prompted", {}).get("adversarial")
+        against = f", prompted base {pct(prompted)}" + rate_difference(vs_prompted.get("adversarial"))
         lines.append(
             "- **Under the paper's adversarial instructions** (App. C): final "
-            f"{pct(rates['trained']['adversarial'])}"
-            + (f", prompted base {pct(prompted)}." if prompted else ".")
+            f"{pct(rates['trained']['adversarial'])}" + (against if prompted else "") + "."
         )
     lines.append(
         "- **Held-out preference accuracy** (does training prefer the teacher's answer on pairs it "
@@ -61,6 +64,23 @@ def headline(results: dict[str, Any]) -> list[str]:
 def difference(entry: dict[str, float], digits: int) -> str:
     """``+0.20 [-0.31, 0.64]`` for a paired difference with its interval."""
     return f"{entry['value']:+.{digits}f} [{entry['low']:+.{digits}f}, {entry['high']:+.{digits}f}]"
+
+
+def rate_difference(entry: dict[str, float] | None) -> str:
+    """``; final - prompted -12.5 points [-33.3, +8.3], paired by prompt`` (empty when not measured),
+    with what the interval says about the two."""
+    if not entry or not entry.get("n") or math.isnan(entry["low"]):
+        return ""
+    if entry["low"] > 0:
+        verdict = "measurably above"
+    elif entry["high"] < 0:
+        verdict = "measurably below"
+    else:
+        verdict = "not measurably different"
+    return (
+        f"; final - prompted {100 * entry['value']:+.1f} points [{100 * entry['low']:+.1f}, "
+        f"{100 * entry['high']:+.1f}], paired by prompt: {verdict}"
+    )
 
 
 def quality_headline(results: dict[str, Any]) -> list[str]:
