@@ -313,8 +313,23 @@ def test_persona_shift_counts_verdicts_and_margins_row_by_row(finished: Path) ->
             assert row[f"{variant}_margin"] == pytest.approx(by_hand)
         wins = sum(row[f"{variant}_margin"] > 0 for row in margins)
         assert results["preference_accuracy"][variant]["successes"] == wins
+    # the checks, decided again from the rates above (bars: stages.persona_shift defaults)
+    rates, checks = results["persona_rate"], results["checks"]
+    final, base, prompted = (rates[m]["default"] for m in ("trained", "base", "prompted"))
+    assert checks["shift"]["held"] == (final["rate"] - base["rate"] >= 0.5 and final["low"] > base["high"])
+    assert checks["vs_prompted"]["held"] == (final["rate"] >= prompted["rate"])
+    assert checks["adversarial"]["held"] == (
+        rates["trained"]["adversarial"]["rate"] > rates["prompted"]["adversarial"]["rate"]
+    )
+    assert checks["preference_accuracy"]["held"] == (
+        results["preference_accuracy"]["distilled"]["rate"] >= 0.75
+    )
+    assert checks["quality"]["held"] == (not results["quality_vs_prompted"]["trained"]["more_degenerate"])
+    metrics = read_json(finished / "summary.json")["stages"]["persona_shift"]["metrics"]
+    assert metrics["checks/held"] == sum(check["held"] for check in checks.values())
     report = (finished / "report.md").read_text()
     assert report.startswith("# Character training report: loving on tiny")
+    assert f"- **Checks**: {int(metrics['checks/held'])} of 5 held" in report
     for section in ("Persona rate and answer quality", "Revealed preferences", "Coherence", "Capabilities"):
         assert f"## {section}" in report
     assert report.count("**Prompt:**") == 3  # scale=ci has 3 held-out prompts

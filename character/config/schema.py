@@ -453,6 +453,11 @@ class PersonaShiftStageConfig:
     max_pairs: int = knob(500, **COUNT)  # held-out DPO pairs scored for the preference accuracy (first N)
     # conversations per forward pass when scoring log-probs (runtime: the same scores)
     batch_size: int = knob(8, runtime=True, **COUNT)
+    # the bars of the job's checks (character/persona_shift/checks.py): the final model's persona
+    # rate above the base model's by at least this share, and the held-out preference accuracy
+    # after DPO at least this
+    min_shift: float = knob(0.5, **FRACTION)
+    min_preference_accuracy: float = knob(0.75, **FRACTION)
 
 
 @dataclass

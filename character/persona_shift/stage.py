@@ -14,6 +14,8 @@ On prompts never used in training it measures, for each model variant of the job
 - beside each persona rate, the quality check of ``character.persona_shift.quality`` with 95 %
   intervals, and each variant against the prompted base model, paired by prompt
   (``character.persona_shift.quality_comparison``).
+Then the five checks of ``character.persona_shift.checks`` say which of the method's claims the
+job showed (``results.json["checks"]``, metrics ``checks/<name>``).
 The answers are the robustness stage's (its ``base`` method is the unprompted base model), so no
 text is generated twice.
 """
@@ -26,6 +28,7 @@ from typing import Any
 from character.distill.outputs import DpoDataOutputs
 from character.errors import CharacterError
 from character.io import atomic_write_json, atomic_write_jsonl, read_jsonl
+from character.persona_shift.checks import check_metrics, persona_checks
 from character.persona_shift.intervals import proportion
 from character.persona_shift.quality import perplexity, repetition_rate, word_count
 from character.persona_shift.quality_comparison import compare_with_reference, summary_interval
@@ -78,8 +81,8 @@ def preference_margins(pairs: list[dict[str, Any]], scorers: dict[str, AnswerSco
 class PersonaShiftStage(Stage):
     name = "persona_shift"
     # 2: per-answer quality rows, quality intervals and the comparison with prompted;
-    # 3: persona rates against the prompted base model's, paired by prompt
-    version = 3
+    # 3: persona rates against the prompted base model's, paired by prompt; 4: the checks
+    version = 4
     inputs = ("prepare", "dpo_data", "dpo", "merge", "robustness")
     config_keys = ("stages.persona_shift", "model.supports_system_role", "seed")
 
@@ -144,6 +147,9 @@ class PersonaShiftStage(Stage):
                 "held_out_accuracy": classifier_check.as_dict(),
             },
         }
+        results["checks"] = persona_checks(
+            results, float(params.min_shift), float(params.min_preference_accuracy)
+        )
         atomic_write_json(results_path(ctx.stage_dir), results)
         for method in methods:
             ctx.log.info(
@@ -179,6 +185,7 @@ class PersonaShiftStage(Stage):
         }
         metrics |= {f"preference_accuracy/{v}": a["rate"] for v, a in accuracy.items()}
         metrics["classifier_held_out_accuracy"] = classifier_check.rate
+        metrics |= check_metrics(results["checks"])
         return StageResult(
             outputs=[RESULTS_FILE, "verdicts.jsonl", "preference_margins.jsonl", QUALITY_FILE],
             counts={"held_out_pairs": len(eval_pairs), "responses": len(verdict_rows)},

@@ -58,7 +58,35 @@ def headline(results: dict[str, Any]) -> list[str]:
         "- The persona classifier itself (teacher vs student answers to held-out prompts): "
         f"accuracy {pct(check)}."
     )
+    lines += checks_headline(results.get("checks"))
     return lines
+
+
+def check_name(name: str, check: dict[str, Any]) -> str:
+    """How the report names a check of character.persona_shift.checks, with its bar."""
+    if name == "shift":
+        return f"final - base >= {100 * check['min_shift']:.0f} points with intervals apart"
+    if name == "preference_accuracy":
+        return f"preference accuracy after DPO >= {check['min_accuracy']:.2f}"
+    return {
+        "vs_prompted": "final >= prompted",
+        "adversarial": "adversarial: final > prompted",
+        "quality": "quality: final not more degenerate than prompted",
+    }.get(name, name)
+
+
+def checks_headline(checks: dict[str, Any] | None) -> list[str]:
+    """``- **Checks**: 4 of 5 held (...); missed: final >= prompted.``, naming the unmeasured ones too."""
+    if not checks:
+        return []
+    held = [check_name(name, check) for name, check in checks.items() if check["held"] is True]
+    missed = [check_name(name, check) for name, check in checks.items() if check["held"] is False]
+    unmeasured = [check_name(name, check) for name, check in checks.items() if check["held"] is None]
+    line = f"- **Checks**: {len(held)} of {len(held) + len(missed)} held"
+    line += f" ({'; '.join(held)})" if held else ""
+    line += f"; missed: {'; '.join(missed)}" if missed else ""
+    line += f"; not measured: {'; '.join(unmeasured)}" if unmeasured else ""
+    return [line + "."]
 
 
 def difference(entry: dict[str, float], digits: int) -> str:
