@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from character.compare.records import RunRecord
+from omegaconf import OmegaConf
+
+from character.compare.records import RunRecord, seed_of
 from character.errors import CharacterError
 from character.io import read_json
 from character.pipeline import manifest as mf
@@ -19,15 +21,29 @@ from character.tracking.keys import stage_values
 
 
 def find_run_dirs(path: str | Path) -> list[Path]:
-    """``path`` itself when it is a run directory, else the run directories of a run root."""
+    """``path`` itself when it is a run directory, else the run directories of a run root, or of
+    the run roots in it (a seed sweep's ``runs/seed${seed}``); hidden folders (``.sweeps``,
+    ``.compare``) are not searched."""
     path = Path(path)
     if (path / SUMMARY_FILE).is_file():
         return [path]
-    found = sorted(summary.parent for summary in path.glob(f"*/*/{SUMMARY_FILE}"))
+
+    def visible(summary: Path) -> bool:
+        return not any(part.startswith(".") for part in summary.relative_to(path).parts)
+
+    found = [s.parent for s in path.glob(f"*/*/{SUMMARY_FILE}") if visible(s)]
+    # a stage's own summary.json (coherence/summary.json) is inside a run directory, not one
+    found += [
+        s.parent
+        for s in path.glob(f"*/*/*/{SUMMARY_FILE}")
+        if visible(s) and not any(run_dir in s.parents for run_dir in found)
+    ]
+    found.sort()
     if not found:
         raise CharacterError(
-            f"{path} is not a run directory or a run root: expected {path / SUMMARY_FILE} or "
-            f"<model>/<persona>/{SUMMARY_FILE} under it (what launchers.train writes)."
+            f"{path} is not a run directory or a run root: expected {path / SUMMARY_FILE}, "
+            f"<model>/<persona>/{SUMMARY_FILE} or <run root>/<model>/<persona>/{SUMMARY_FILE} under it "
+            "(what launchers.train writes)."
         )
     return found
 
@@ -50,7 +66,17 @@ def read_run_dir(run_dir: Path) -> RunRecord:
         values=values,
         source=str(run_dir),
         time=summary_path.stat().st_mtime,
+        seed=_seed(run_dir),
     )
+
+
+def _seed(run_dir: Path) -> int | None:
+    """The seed of the job's last run, from the config it wrote (``config.yaml``)."""
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        return None
+    config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)
+    return seed_of(config) if isinstance(config, dict) else None
 
 
 def read_local_runs(paths: list[str]) -> list[RunRecord]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,14 +14,15 @@ log = logging.getLogger("character.compare")
 
 @dataclass
 class RunRecord:
-    """A (model, persona) run: flat ``<stage>/<name>`` values (character.tracking.keys layout)."""
+    """A (model, persona, seed) run: flat ``<stage>/<name>`` values (character.tracking.keys layout)."""
 
     model: str
     persona: str
     values: dict[str, Any]
     source: str  # a run directory, an offline W&B run directory, or entity/project/run_id
-    time: float  # when it ran: picks the latest of several runs of one pair
+    time: float  # when it ran: picks the latest of several runs of one job
     group: str | None = None
+    seed: int | None = None  # the job's seed; None where the source does not record it
 
 
 def identity_from_config(config: Mapping[str, Any], source: str) -> tuple[str, str] | None:
@@ -35,18 +36,34 @@ def identity_from_config(config: Mapping[str, Any], source: str) -> tuple[str, s
     return str(model["name"]), str(persona["name"])
 
 
-def latest_per_pair(records: list[RunRecord]) -> list[RunRecord]:
-    """One record per (model, persona): the latest, so a rerun replaces the run it repeats."""
+def seed_of(config: Mapping[str, Any]) -> int | None:
+    """The job's ``seed`` from its config (None when absent or not an integer)."""
+    seed = config.get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def latest_per_job(records: list[RunRecord]) -> list[RunRecord]:
+    """One record per (model, persona, seed): the latest, so a rerun replaces the run it repeats
+    while the seeds of a seed sweep are all kept."""
     if not records:
         raise CharacterError(
             "no runs to compare: the given sources hold no runs of launchers.train (after the group "
             "filter, if one was set); expected run directories, offline W&B runs or a W&B project "
             "with such runs."
         )
-    latest: dict[tuple[str, str], RunRecord] = {}
+    return _latest(records, lambda r: (r.model, r.persona, r.seed))
+
+
+def latest_per_pair(records: list[RunRecord]) -> list[RunRecord]:
+    """One record per (model, persona), the latest: for the views, which show one run per pair."""
+    return _latest(records, lambda r: (r.model, r.persona))
+
+
+def _latest(records: list[RunRecord], key: Callable[[RunRecord], tuple]) -> list[RunRecord]:
+    latest: dict[tuple, RunRecord] = {}
     for record in sorted(records, key=lambda r: r.time):
-        key = (record.model, record.persona)
-        if key in latest:
-            log.info("%s/%s: using %s, the latest run (not %s)", *key, record.source, latest[key].source)
-        latest[key] = record
-    return sorted(latest.values(), key=lambda r: (r.persona, r.model))
+        earlier = latest.get(key(record))
+        if earlier is not None:
+            log.info("%s: using %s, the latest run (not %s)", key(record), record.source, earlier.source)
+        latest[key(record)] = record
+    return sorted(latest.values(), key=lambda r: (r.persona, r.model, -1 if r.seed is None else r.seed))

@@ -10,7 +10,7 @@ import pandas as pd
 
 from character.compare.local import read_local_runs
 from character.compare.plots import write_plots
-from character.compare.records import RunRecord, latest_per_pair
+from character.compare.records import RunRecord, latest_per_job, latest_per_pair
 from character.compare.table import comparison_frame, markdown_report
 from character.compare.views import write_views
 from character.compare.wandb_runs import read_offline_records, read_online_records
@@ -44,7 +44,7 @@ def collect(cfg: Any) -> tuple[list[RunRecord], list[str]]:
     if cfg.wandb_project:
         records += read_online_records(cfg.wandb_project, cfg.wandb_entity, group)
         sources += [f"W&B project {cfg.wandb_project}" + (f" (group {group})" if group else "")]
-    return latest_per_pair(records), sources
+    return latest_per_job(records), sources
 
 
 def compare(cfg: Any) -> Comparison:
@@ -55,7 +55,8 @@ def compare(cfg: Any) -> Comparison:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [out_dir / "comparison.md", out_dir / "comparison.csv"]
     if cfg.views:
-        lines, view_files = write_views(records, cfg, out_dir)
+        # the views show one run per (model, persona): the latest of its seeds
+        lines, view_files = write_views(latest_per_pair(records), cfg, out_dir)
         markdown += "\n".join(lines) + "\n" if lines else ""
         files += view_files
     atomic_write_text(out_dir / "comparison.md", markdown)

@@ -1,7 +1,10 @@
 """The persona x model comparison: which metrics, in what order, as tables.
 
 One wide frame (a row per run, a column per ``<stage>/<metric>``) is the CSV; for reading, each
-metric becomes its own persona x model table, as the paper's tables put personas in rows.
+metric becomes its own persona x model table, as the paper's tables put personas in rows. Runs of
+one (persona, model) with different seeds are all kept: the table shows their mean, and a second
+table their spread (seeds, mean, standard deviation, min, max), so that a seed sweep says how often
+and how far a result holds rather than what one draw gave.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from character.config.schema import PIPELINE_ORDER
 from character.errors import CharacterError
 from character.tracking.keys import comparable, match_patterns
 
-ID_COLUMNS = ["persona", "model"]
+ID_COLUMNS = ["persona", "model", "seed"]
+PAIR = ["persona", "model"]
 
 
 def _stage_order(metric: str) -> tuple[int, str]:
@@ -45,14 +49,21 @@ def select_metrics(available: set[str], patterns: list[str]) -> list[str]:
 
 
 def comparison_frame(records: list[RunRecord], patterns: list[str], counts: bool = False) -> pd.DataFrame:
-    """A row per run (persona, model) and a column per selected metric; NaN where a run lacks it."""
+    """A row per run (persona, model, seed) and a column per selected metric; NaN where a run lacks it."""
     rows = [
-        {"persona": r.persona, "model": r.model, "source": r.source, **comparable(r.values, counts=counts)}
+        {
+            "persona": r.persona,
+            "model": r.model,
+            "seed": r.seed,
+            "source": r.source,
+            **comparable(r.values, counts=counts),
+        }
         for r in records
     ]
     frame = pd.DataFrame(rows)
     available = {column for column in frame.columns if column not in (*ID_COLUMNS, "source")}
     metrics = select_metrics(available, patterns)
+    frame["seed"] = frame["seed"].astype("Int64")  # a missing seed stays missing, not a float NaN
     return frame[ID_COLUMNS + metrics + ["source"]].sort_values(ID_COLUMNS).reset_index(drop=True)
 
 
@@ -61,10 +72,34 @@ def metric_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def pivot(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Persona rows x model columns of one metric."""
-    table = frame.pivot(index="persona", columns="model", values=metric)
+    """Persona rows x model columns of one metric: the mean over a pair's seeds."""
+    table = frame.groupby(PAIR, sort=True)[metric].mean().unstack("model")
     table.columns.name = None
     return table
+
+
+def seeded_pairs(frame: pd.DataFrame) -> bool:
+    """Whether some (persona, model) was run with more than one seed."""
+    return bool((frame.groupby(PAIR).size() > 1).any())
+
+
+def seed_spread(frame: pd.DataFrame, metric: str) -> list[dict[str, object]]:
+    """Per (persona, model): the seeds that measured ``metric``, and their mean, SD, min and max."""
+    rows = []
+    for (persona, model), runs in frame.groupby(PAIR, sort=True):
+        values = runs[metric].dropna()
+        rows.append(
+            {
+                "persona": persona,
+                "model": model,
+                "seeds": len(values),
+                "mean": values.mean() if len(values) else None,
+                "sd": values.std(ddof=1) if len(values) > 1 else None,
+                "min": values.min() if len(values) else None,
+                "max": values.max() if len(values) else None,
+            }
+        )
+    return rows
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -84,6 +119,16 @@ def markdown_report(frame: pd.DataFrame, sources: list[str]) -> str:
         "",
         "Sources: " + ", ".join(sources),
     ]
+    seeded = seeded_pairs(frame)
+    if seeded:
+        parts += [
+            "",
+            "Some pairs ran with several seeds: each first table shows the mean over a pair's seeds, "
+            "the second the spread (sample SD). A 0/1 metric such as `persona_shift/checks/*` "
+            "averages to the share of seeds in which it held.",
+        ]
     for metric in metric_columns(frame):
         parts += ["", f"## {metric}", "", markdown_table(pivot(frame, metric))]
+        if seeded:
+            parts += ["", reporting.markdown_table(seed_spread(frame, metric), floatfmt=".4g")]
     return "\n".join(parts) + "\n"

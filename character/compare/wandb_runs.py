@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from character.compare.records import RunRecord, identity_from_config
+from character.compare.records import RunRecord, identity_from_config, seed_of
 from character.errors import CharacterError
 from character.tracking.offline import find_offline_runs, read_offline_run
 
@@ -16,7 +16,9 @@ def _record(config: Mapping[str, Any], summary: Mapping[str, Any], source: str, 
     identity = identity_from_config(config, source)
     if identity is None:
         return None
-    return RunRecord(*identity, values=dict(summary), source=source, time=time, group=group or None)
+    return RunRecord(
+        *identity, values=dict(summary), source=source, time=time, group=group or None, seed=seed_of(config)
+    )
 
 
 def read_offline_records(paths: list[str], group: str | None = None) -> list[RunRecord]:

@@ -91,7 +91,7 @@ def test_metric_patterns_and_counts(sweep: ToySweep, tmp_path: Path) -> None:
             tmp_path, runs=[str(sweep.run_dir(p)) for p in PERSONAS], metrics=["persona_stats/*"], counts=True
         )
     )
-    columns = [c for c in result.frame.columns if c not in ("persona", "model", "source")]
+    columns = [c for c in result.frame.columns if c not in ("persona", "model", "seed", "source")]
     assert columns == sorted(columns) and set(columns) == {
         "persona_stats/counts/letters",
         "persona_stats/final_loss",
