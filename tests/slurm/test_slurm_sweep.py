@@ -78,7 +78,12 @@ def preempt_until_finished(slurm: LocalSlurm, run: Launch, job: str) -> None:
     slurm.command("scancel", "--signal=USR2", job)
     (record,) = run.wait_until(lambda: requeued(slurm, job), 60, "the requeue")
     if record["JobState"] == "PENDING":
-        # SLURM holds a requeued job for ~2 minutes (Reason=BeginTime); let it start now.
+        # SLURM holds a requeued job for ~2 minutes (Reason=BeginTime); let it start now, but not
+        # within the second of the kill: slurmd compares a launch credential's creation time with
+        # the job's revocation time in whole seconds, and refuses a launch from the same second
+        # ("Killing non-startable batch JobId=4: Job credential revoked", seen in CI when the
+        # requeue came 0.2 s after the kill), which ends the requeued job with exit 1.
+        time.sleep(2)
         slurm.command("scontrol", "update", f"JobId={job}", "StartTime=now")
     assert run.wait(timeout=240) == 0, run.output()
     (record,) = slurm.finished_jobs(job)
