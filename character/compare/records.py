@@ -62,8 +62,8 @@ def latest_per_pair(records: list[RunRecord]) -> list[RunRecord]:
 def _latest(records: list[RunRecord], key: Callable[[RunRecord], tuple]) -> list[RunRecord]:
     latest: dict[tuple, RunRecord] = {}
     for record in sorted(records, key=lambda r: r.time):
-        earlier = latest.get(key(record))
-        if earlier is not None:
-            log.info("%s: using %s, the latest run (not %s)", key(record), record.source, earlier.source)
-        latest[key(record)] = record
+        job = key(record)
+        if job in latest:
+            log.info("%s: using %s, the latest run (not %s)", job, record.source, latest[job].source)
+        latest[job] = record
     return sorted(latest.values(), key=lambda r: (r.persona, r.model, -1 if r.seed is None else r.seed))

@@ -88,17 +88,10 @@ def seed_spread(frame: pd.DataFrame, metric: str) -> list[dict[str, object]]:
     rows = []
     for (persona, model), runs in frame.groupby(PAIR, sort=True):
         values = runs[metric].dropna()
-        rows.append(
-            {
-                "persona": persona,
-                "model": model,
-                "seeds": len(values),
-                "mean": values.mean() if len(values) else None,
-                "sd": values.std(ddof=1) if len(values) > 1 else None,
-                "min": values.min() if len(values) else None,
-                "max": values.max() if len(values) else None,
-            }
-        )
+        # pandas gives NaN where there are too few values (no value; one value's sample SD)
+        stats = values.agg(["mean", "std", "min", "max"]).rename({"std": "sd"})
+        blanks = {name: None if pd.isna(value) else value for name, value in stats.items()}
+        rows.append({"persona": persona, "model": model, "seeds": len(values), **blanks})
     return rows
 
 

@@ -33,12 +33,13 @@ def persona_checks(
     """Per check: ``held`` (True, False, or None when not measured) and the numbers it compared."""
     rates = results["persona_rate"]
     base, final = rates["base"][DEFAULT_SPLIT], rates["trained"][DEFAULT_SPLIT]
+    shift, apart = final["rate"] - base["rate"], final["low"] > base["high"]
     checks: dict[str, Any] = {
         "shift": {
-            "held": final["rate"] - base["rate"] >= min_shift and final["low"] > base["high"],
-            "shift": final["rate"] - base["rate"],
+            "held": shift >= min_shift and apart,
+            "shift": shift,
             "min_shift": min_shift,
-            "intervals_apart": final["low"] > base["high"],
+            "intervals_apart": apart,
         }
     }
     prompted = rates.get("prompted", {})

@@ -79,9 +79,10 @@ def checks_headline(checks: dict[str, Any] | None) -> list[str]:
     """``- **Checks**: 4 of 5 held (...); missed: final >= prompted.``, naming the unmeasured ones too."""
     if not checks:
         return []
-    held = [check_name(name, check) for name, check in checks.items() if check["held"] is True]
-    missed = [check_name(name, check) for name, check in checks.items() if check["held"] is False]
-    unmeasured = [check_name(name, check) for name, check in checks.items() if check["held"] is None]
+    named: dict[bool | None, list[str]] = {True: [], False: [], None: []}
+    for name, check in checks.items():
+        named[check["held"]].append(check_name(name, check))
+    held, missed, unmeasured = named[True], named[False], named[None]
     line = f"- **Checks**: {len(held)} of {len(held) + len(missed)} held"
     line += f" ({'; '.join(held)})" if held else ""
     line += f"; missed: {'; '.join(missed)}" if missed else ""
